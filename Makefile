@@ -1,0 +1,39 @@
+# Single entry point. `make book` and `make test` set everything up first (system packages, .venv).
+VENV   ?= .venv
+PYTHON := $(VENV)/bin/python
+# Tools of the virtual environment first: nbgrader needs `alembic` on PATH.
+export PATH := $(abspath $(VENV))/bin:$(PATH)
+
+.PHONY: help setup book test release serve clean
+
+help:
+	@echo "make book     set up, then build the website into _build/html"
+	@echo "make test     set up, then run the whole test suite"
+	@echo "make release  regenerate exercises/ from solutions/"
+	@echo "make serve    serve _build/html on http://127.0.0.1:8000"
+	@echo "make clean    remove the build and the execution cache"
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt pyproject.toml .ci/install-system-packages
+	bash .ci/install-system-packages
+	python3 -m venv $(VENV)
+	$(PYTHON) -m pip install --quiet --upgrade pip
+	$(PYTHON) -m pip install --quiet -r requirements.txt
+	touch $@
+
+book: setup
+	DLCOURSE_STATIC_WIDGETS=1 $(VENV)/bin/jupyter-book build . -W --keep-going
+	@echo "Book built: open _build/html/index.html"
+
+test: setup
+	$(PYTHON) -m pytest
+
+release: setup
+	$(PYTHON) -m autograder release
+
+serve:
+	$(PYTHON) -m http.server --directory _build/html --bind 127.0.0.1 8000
+
+clean:
+	rm -rf _build .jupyter_cache

@@ -1,0 +1,72 @@
+"""Thin access to nbgrader: the course configuration, an API object, and errors that carry nbgrader's log."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from traitlets.config import Config
+from traitlets.config.loader import PyFileConfigLoader
+
+AUTOGRADER_DIR = Path(__file__).resolve().parent
+ROOT = AUTOGRADER_DIR.parent
+
+
+class NbgraderError(RuntimeError):
+    """An nbgrader step failed; the message ends with nbgrader's own log."""
+
+
+def load_config(**overrides: dict[str, Any]) -> Config:
+    """The course's nbgrader configuration (autograder/nbgrader_config.py), with per-call overrides.
+
+    Example:
+        >>> config = load_config(GenerateAssignment={"no_database": True})
+    """
+    config = PyFileConfigLoader("nbgrader_config.py", path=str(AUTOGRADER_DIR)).load_config()
+    for section, values in overrides.items():
+        for key, value in values.items():
+            config[section][key] = value
+    return config
+
+
+def grading_dir(config: Config | None = None) -> Path:
+    """The instructor's working folder (submissions, gradebook, feedback), outside git."""
+    config = config or load_config()
+    return Path(config.CourseDirectory.submitted_directory).parent
+
+
+def make_api(config: Config):
+    """An ``NbGraderAPI`` for the given configuration."""
+    from nbgrader.apps import NbGraderAPI
+    from nbgrader.coursedir import CourseDirectory
+
+    # nbgrader runs the `alembic` executable to create or migrate the gradebook: it must be on PATH.
+    bin_dir = str(Path(sys.executable).parent)
+    if bin_dir not in os.environ.get("PATH", "").split(os.pathsep):
+        os.environ["PATH"] = bin_dir + os.pathsep + os.environ.get("PATH", "")
+    coursedir = CourseDirectory(config=config)
+    return NbGraderAPI(coursedir=coursedir, config=config)
+
+
+def check(result: dict, what: str) -> dict:
+    """Raise :class:`NbgraderError` unless an NbGraderAPI call succeeded."""
+    if not result.get("success"):
+        raise NbgraderError(f"{what} failed: {result.get('error') or ''}\n{result.get('log') or ''}".strip())
+    return result
+
+
+def assignments(root: Path = ROOT) -> list[str]:
+    """Names of the assignments: the folders of ``solutions/`` that hold a notebook."""
+    source = root / "solutions"
+    return sorted(p.name for p in source.iterdir() if p.is_dir() and any(p.glob("*.ipynb")))
+
+
+def source_notebooks(assignment: str, root: Path = ROOT) -> list[Path]:
+    """The source notebooks of one assignment."""
+    folder = root / "solutions" / assignment
+    if not folder.is_dir():
+        known = ", ".join(assignments(root)) or "none"
+        raise NbgraderError(f"unknown assignment {assignment!r} (known: {known})")
+    return sorted(folder.glob("*.ipynb"))
