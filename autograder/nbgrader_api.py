@@ -46,14 +46,16 @@ def make_api(config: Config):
     bin_dir = str(Path(sys.executable).parent)
     if bin_dir not in os.environ.get("PATH", "").split(os.pathsep):
         os.environ["PATH"] = bin_dir + os.pathsep + os.environ.get("PATH", "")
+    grading_dir(config).mkdir(parents=True, exist_ok=True)
     coursedir = CourseDirectory(config=config)
     return NbGraderAPI(coursedir=coursedir, config=config)
 
 
 def check(result: dict, what: str) -> dict:
-    """Raise :class:`NbgraderError` unless an NbGraderAPI call succeeded."""
+    """Raise :class:`NbgraderError` unless an NbGraderAPI call succeeded; the message keeps the end of the log."""
     if not result.get("success"):
-        raise NbgraderError(f"{what} failed: {result.get('error') or ''}\n{result.get('log') or ''}".strip())
+        log = (result.get("log") or "").strip().splitlines()
+        raise NbgraderError(f"{what} failed. nbgrader's log ends with:\n" + "\n".join(log[-25:]))
     return result
 
 

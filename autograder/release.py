@@ -58,7 +58,7 @@ def write_canonical(nb: nbformat.NotebookNode, path: Path) -> None:
 def release(names: list[str] | None = None, root: Path = ROOT) -> list[Path]:
     """Generate ``exercises/<assignment>/`` for the given assignments (all by default); return the notebooks."""
     sync_setup_cells(root)
-    config = load_config(GenerateAssignment={"no_database": True})
+    config = load_config(GenerateAssignment={"no_database": True}, SaveCells={"enabled": False})
     api = make_api(config)
     written = []
     for name in names or assignments(root):
