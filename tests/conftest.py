@@ -1,0 +1,51 @@
+"""Shared fixtures: the repository root, a private grading folder, and one book build per test session."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SESSION_START = time.time()
+
+
+@pytest.fixture
+def grading_env(tmp_path: Path) -> dict[str, str]:
+    """Environment for running `python -m autograder` with its own gradebook and working folder."""
+    env = dict(os.environ)
+    env["DLCOURSE_GRADING_DIR"] = str(tmp_path / "grading")
+    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
+    return env
+
+
+def run_autograder(*args: str, env: dict[str, str], timeout: float = 1800) -> subprocess.CompletedProcess:
+    """Run the autograder command line from the repository root, as an instructor would."""
+    return subprocess.run([sys.executable, "-m", "autograder", *args], cwd=ROOT, env=env, text=True,
+                          capture_output=True, timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def built_book() -> Path:
+    """Build the book once per test session (shared by pytest-xdist workers) and return _build/html.
+
+    The build is the README's: `make book` (static widgets on, warnings are errors). A build finished during this
+    session is reused; otherwise the book is built, executing chapters that the cache does not hold.
+    """
+    html = ROOT / "_build" / "html"
+    lock_path = ROOT / "_build" / ".build.lock"
+    lock_path.parent.mkdir(exist_ok=True)
+    stamp = ROOT / "_build" / ".built-by-tests"
+    with lock_path.open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)   # one worker builds, the others wait and reuse the result
+        if not (stamp.exists() and stamp.stat().st_mtime >= SESSION_START):
+            result = subprocess.run(["make", "book"], cwd=ROOT, text=True, capture_output=True)
+            if result.returncode != 0:
+                pytest.fail(f"the book build failed:\n{result.stdout[-6000:]}\n{result.stderr[-6000:]}")
+            stamp.touch()
+    return html

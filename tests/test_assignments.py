@@ -1,0 +1,99 @@
+"""Every assignment, end to end: release in sync, and grading through `python -m autograder grade`.
+
+For each assignment in solutions/ the grade test builds a folder of submissions and grades it in one batch:
+- `correct`: the released notebook with the reference solutions filled in — must score full marks;
+- `student`: the released notebook untouched — must score 0, graded without crashing;
+- `mutant-<bug>`: the correct submission with one wrong function from tests/mutants/<assignment>/<bug>.py —
+  must lose points.
+"""
+
+from __future__ import annotations
+
+import ast
+import csv
+import filecmp
+import shutil
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from autograder.nbgrader_api import assignments
+from autograder.notebooks import build_submission, source_notebook
+from autograder.release import release
+from conftest import ROOT, run_autograder
+
+ASSIGNMENTS = assignments()
+MUTANTS = ROOT / "tests" / "mutants"
+
+
+def mutant_files(assignment: str) -> list[Path]:
+    return sorted((MUTANTS / assignment).glob("*.py"))
+
+
+def split_mutant(path: Path) -> tuple[str, dict[str, str]]:
+    """A mutant's docstring (the bug) and its top-level definitions by name, with any imports in front."""
+    text = path.read_text(encoding="utf-8")
+    tree = ast.parse(text)
+    doc = ast.get_docstring(tree) or ""
+    preamble = [ast.get_source_segment(text, n) for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))]
+    definitions = {n.name: "\n".join([*preamble, ast.get_source_segment(text, n)]) for n in tree.body
+                   if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
+    return doc, definitions
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_exercises_are_in_sync_with_solutions(assignment, tmp_path):
+    """Is exercises/<assignment>/ exactly what `python -m autograder release` generates from solutions/?"""
+    release([assignment], release_dir=tmp_path)
+    generated, committed = tmp_path / assignment, ROOT / "exercises" / assignment
+    comparison = filecmp.dircmp(generated, committed, ignore=[".ipynb_checkpoints", "__pycache__"])
+    assert not comparison.left_only and not comparison.right_only, \
+        f"files differ: run `python -m autograder release {assignment}`"
+    _, mismatch, errors = filecmp.cmpfiles(generated, committed, comparison.common_files, shallow=False)
+    assert not mismatch and not errors, \
+        f"{mismatch} differ from the sources: run `python -m autograder release {assignment}` and commit"
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_mutants_are_well_formed(assignment):
+    """Does every wrong submission name its bug and redefine a function of the assignment?"""
+    answers = build_submission(assignment)   # raises if the assignment cannot be filled in
+    assert answers.cells
+    for path in mutant_files(assignment):
+        doc, definitions = split_mutant(path)
+        assert doc, f"{path.name}: the module docstring must name the bug"
+        assert definitions, f"{path.name}: redefines nothing"
+        build_submission(assignment, definitions)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_grading_scores_correct_student_and_wrong_submissions(assignment, tmp_path, grading_env):
+    """Full marks for the solution, 0 for the blank student notebook, fewer points for every one-bug variant."""
+    name = source_notebook(assignment).name
+    submissions = tmp_path / "submissions"
+    bugs = {}
+    for student, notebook in [("correct", build_submission(assignment))] + [
+            (f"mutant-{p.stem}", build_submission(assignment, split_mutant(p)[1])) for p in mutant_files(assignment)]:
+        (submissions / student).mkdir(parents=True)
+        nbformat.write(notebook, submissions / student / name)
+    for p in mutant_files(assignment):
+        bugs[f"mutant-{p.stem}"] = split_mutant(p)[0].splitlines()[0]
+    (submissions / "student").mkdir()
+    shutil.copyfile(ROOT / "exercises" / assignment / name, submissions / "student" / name)
+
+    grades = tmp_path / "grades.csv"
+    result = run_autograder("grade", assignment, str(submissions), "--output", str(grades), env=grading_env)
+    assert result.returncode == 0, result.stdout + result.stderr[-5000:]
+    with grades.open(newline="") as handle:
+        rows = {row["student_id"]: row for row in csv.DictReader(handle)}
+    assert set(rows) == {"correct", "student", *bugs}, "every submission must appear in the grades"
+
+    correct = rows["correct"]
+    assert correct["status"] == "graded" and float(correct["max_score"]) > 0
+    assert float(correct["score"]) == float(correct["max_score"]), f"solution lost points: {correct}"
+    assert rows["student"]["status"] == "graded" and float(rows["student"]["score"]) == 0, rows["student"]
+    survivors = [f"{sid} ({bug})" for sid, bug in bugs.items()
+                 if float(rows[sid]["score"]) >= float(rows[sid]["max_score"])]
+    assert not survivors, f"wrong submissions that kept full marks: {survivors}"

@@ -1,0 +1,36 @@
+"""The book builds with warnings as errors (`make book`), and publishes chapters but never solutions."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from conftest import ROOT
+
+pytestmark = pytest.mark.slow
+
+
+def toc_pages() -> list[str]:
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    return [toc["root"]] + [ch["file"] for part in toc.get("parts", []) for ch in part.get("chapters", [])]
+
+
+def test_every_page_of_the_table_of_contents_is_built(built_book):
+    """Does every page listed in _toc.yml have its HTML page?"""
+    missing = [page for page in toc_pages() if not (built_book / f"{page}.html").is_file()]
+    assert not missing, f"pages not built: {missing}"
+
+
+def test_no_solution_or_instructor_file_is_published(built_book):
+    """Are solutions/, autograder/ and tests/ absent from the site, and no solution marker in any page?"""
+    for folder in ["solutions", "autograder", "tests", "bench", ".grading"]:
+        assert not (built_book / folder).exists(), f"{folder}/ was published"
+    for page in built_book.rglob("*.html"):
+        text = page.read_text(encoding="utf-8", errors="replace")
+        assert "BEGIN SOLUTION" not in text and "BEGIN HIDDEN TESTS" not in text, page
+
+
+def test_chapters_were_executed_with_static_widgets(built_book):
+    """Did the build execute the chapters (figures present) and embed the kernel-free widget views?"""
+    page = (built_book / "book" / "02-loss-functions.html").read_text(encoding="utf-8")
+    assert "<img" in page and 'class="dlcw"' in page

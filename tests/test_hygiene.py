@@ -1,0 +1,121 @@
+"""Repository rules that keep grading fair and the build reproducible."""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+import subprocess
+
+import nbformat
+import pytest
+import yaml
+
+from autograder.notebooks import is_answer, is_test, nbgrader_meta
+from autograder.release import sync_setup_cells
+from dlcourse.course import SETUP_TAG
+from conftest import ROOT
+
+TRACKED = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True).stdout.split()
+NOTEBOOKS = sorted(p for p in TRACKED if p.endswith(".ipynb"))
+SOURCES = [p for p in NOTEBOOKS if p.startswith("solutions/")]
+STUDENT = [p for p in NOTEBOOKS if p.startswith("exercises/")]
+CHAPTERS = [p for p in NOTEBOOKS if p.startswith("book/")]
+
+
+def read(path: str) -> nbformat.NotebookNode:
+    return nbformat.read(ROOT / path, as_version=4)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS)
+def test_notebook_is_committed_clean(path):
+    """Is the notebook free of outputs and execution counts, with a python3 kernelspec and no raw cells?"""
+    nb = read(path)
+    nbformat.validate(nb)
+    for cell in nb.cells:
+        assert cell.cell_type != "raw", "raw cells do not exist on Colab"
+        if cell.cell_type == "code":
+            assert not cell.outputs and cell.execution_count is None, "commit notebooks without outputs"
+    assert nb.metadata.get("kernelspec", {}).get("name") == "python3", "a kernelspec is required (autograde)"
+
+
+@pytest.mark.parametrize("path", CHAPTERS + SOURCES + STUDENT)
+def test_first_code_cell_is_the_setup_cell_and_colab_asks_for_a_gpu(path):
+    """Does the notebook start with the Colab setup cell, and ask Colab for a GPU runtime?"""
+    nb = read(path)
+    first_code = next(c for c in nb.cells if c.cell_type == "code")
+    assert SETUP_TAG in first_code.metadata.get("tags", []), "the first code cell must be the setup cell"
+    assert nb.metadata.get("accelerator") == "GPU" and nb.metadata.get("colab", {}).get("gpuType")
+
+
+def test_setup_cells_match_the_repository_settings():
+    """Do the setup cells install from the repository named in _config.yml? (`python -m autograder sync`)"""
+    assert sync_setup_cells(check_only=True) == []
+
+
+@pytest.mark.parametrize("path", SOURCES)
+def test_source_notebook_grading_metadata(path):
+    """Unique grade ids, points on every test cell, marked solutions, and test cells that only assert."""
+    nb = read(path)
+    ids = [nbgrader_meta(c)["grade_id"] for c in nb.cells if nbgrader_meta(c)]
+    assert len(ids) == len(set(ids)), f"duplicated grade_id: {sorted(i for i in ids if ids.count(i) > 1)}"
+    assert any(is_test(c) for c in nb.cells) and any(is_answer(c) for c in nb.cells)
+    for cell in nb.cells:
+        meta = nbgrader_meta(cell)
+        if is_answer(cell):
+            assert "### BEGIN SOLUTION" in cell.source and "### END SOLUTION" in cell.source, meta["grade_id"]
+        if is_test(cell):
+            assert meta.get("locked") and meta.get("points", 0) > 0, meta["grade_id"]
+            assert meta["grade_id"].startswith("test_"), meta["grade_id"]
+            body = ast.parse(cell.source.replace("### BEGIN HIDDEN TESTS", "").replace("### END HIDDEN TESTS", ""))
+            assert not yields_a_value(body.body[-1]), \
+                f"{meta['grade_id']}: a test cell's last line must not be an expression (it is read as a score)"
+            assert "np.allclose" not in cell.source and "np.testing" not in cell.source, \
+                f"{meta['grade_id']}: use dlcourse.testing assertions (robust to monkeypatching)"
+
+
+@pytest.mark.parametrize("path", STUDENT)
+def test_student_notebook_leaks_nothing(path):
+    """Does the student version contain no solution and no hidden test?"""
+    student = (ROOT / path).read_text(encoding="utf-8")
+    for marker in ["BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS"]:
+        assert marker not in student
+    source = read(path.replace("exercises/", "solutions/", 1))
+    for cell in source.cells:
+        for region in re.findall(r"### BEGIN (?:SOLUTION|HIDDEN TESTS)\n(.*?)### END", cell.source, re.S):
+            for line in region.splitlines():
+                if len(line.strip()) > 25:   # long enough to be specific to the solution
+                    assert json_escaped(line.strip()) not in student, f"leaked: {line.strip()}"
+
+
+def yields_a_value(statement: ast.stmt) -> bool:
+    """Could this last statement of a cell produce an output value? Calls of assert_* helpers return None."""
+    if not isinstance(statement, ast.Expr):
+        return False
+    call = statement.value
+    if isinstance(call, ast.Call):
+        name = call.func.id if isinstance(call.func, ast.Name) else getattr(call.func, "attr", "")
+        return not name.startswith("assert")
+    return True
+
+
+def json_escaped(text: str) -> str:
+    """The text as it appears inside a notebook's JSON."""
+    return json.dumps(text)[1:-1]
+
+
+def test_every_chapter_is_in_the_table_of_contents():
+    """Is every chapter listed in _toc.yml, and does every entry exist?"""
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    files = [toc["root"]] + [ch["file"] for part in toc.get("parts", []) for ch in part.get("chapters", [])]
+    for entry in files:
+        assert any((ROOT / f"{entry}{ext}").exists() for ext in (".md", ".ipynb")), f"missing page {entry}"
+    for chapter in CHAPTERS:
+        assert chapter.removesuffix(".ipynb") in files, f"{chapter} is not in _toc.yml"
+
+
+def test_no_generated_or_private_files_are_tracked():
+    """No build output, caches, gradebooks or submissions in git."""
+    forbidden = re.compile(r"(^|/)(__pycache__|\.ipynb_checkpoints|_build|\.jupyter_cache|\.venv|\.grading|"
+                           r"node_modules)(/|$)|\.pyc$|gradebook\.db$")
+    assert not [p for p in TRACKED if forbidden.search(p)]
