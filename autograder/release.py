@@ -55,15 +55,22 @@ def write_canonical(nb: nbformat.NotebookNode, path: Path) -> None:
     path.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
 
 
-def release(names: list[str] | None = None, root: Path = ROOT) -> list[Path]:
-    """Generate ``exercises/<assignment>/`` for the given assignments (all by default); return the notebooks."""
-    sync_setup_cells(root)
+def release(names: list[str] | None = None, root: Path = ROOT, release_dir: Path | None = None) -> list[Path]:
+    """Generate the student notebooks of the given assignments (all by default); return their paths.
+
+    Args:
+        release_dir: where to write them instead of ``exercises/`` (the tests compare the two).
+    """
+    if release_dir is None:
+        sync_setup_cells(root)
     config = load_config(GenerateAssignment={"no_database": True}, SaveCells={"enabled": False})
+    if release_dir is not None:
+        config.CourseDirectory.release_directory = str(release_dir)
     api = make_api(config)
     written = []
     for name in names or assignments(root):
         check(api.generate_assignment(name, force=True, create=False), f"generate_assignment {name}")
-        for path in sorted((root / "exercises" / name).glob("*.ipynb")):
+        for path in sorted((release_dir or root / "exercises").joinpath(name).glob("*.ipynb")):
             write_canonical(nbformat.read(path, as_version=4), path)
             written.append(path)
     return written
