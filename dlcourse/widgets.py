@@ -3,12 +3,13 @@
 One drawing function defines a figure; :func:`interactive_figure` turns it into
 
 * a live ipywidgets view (sliders and drop-downs above an image), redrawn by the kernel on every change;
-* when ``DLCOURSE_STATIC_WIDGETS=1`` (the book build sets it), also a static HTML view holding a PNG of every
+* when ``DLCOURSE_STATIC_WIDGETS=1`` (the book build sets it), instead a static HTML view holding a PNG of every
   state, switched by a few lines of inline JavaScript, so the page stays interactive with no kernel.
 
 Both views render through the same :meth:`InteractiveFigure.render_png`, and the static view covers exactly
 the values the live controls can take, so the two cannot drift apart. Jupyter and Colab display the live
-view; the website prefers ``text/html`` (see ``nb_mime_priority_overrides`` in ``_config.yml``).
+view; the website shows ``text/html`` (see ``nb_mime_priority_overrides`` in ``_config.yml``). The book build
+moves each state's PNG into a file of its own (``book/_ext/course_site.py``).
 
 Example:
     >>> def draw(fig, slope, intercept):
@@ -211,6 +212,8 @@ class InteractiveFigure:
             f'<div class="dlcw" id="{uid}" data-dlcw-initial="{initial}">'
             f'<div class="dlcw-controls">{"".join(controls_html)}</div>'
             f'<img class="dlcw-figure" src="{src}" alt="{html.escape(alt)}">'
+            # Screen readers do not announce a changed alt text: a visually hidden live region does.
+            f'<div class="dlcw-status" aria-live="polite" style="{_VISUALLY_HIDDEN}"></div>'
             f'<script type="application/json" class="dlcw-states">{payload}</script>'
             f'</div>'
             f'<script>{_STATIC_SCRIPT.replace("__UID__", uid)}</script>'
@@ -219,21 +222,35 @@ class InteractiveFigure:
     # -- display ---------------------------------------------------------------------------------------------
 
     def _repr_mimebundle_(self, include=None, exclude=None):
-        bundle = dict(self.widget()._repr_mimebundle_(include=include, exclude=exclude) or {})
-        bundle["text/plain"] = f"Interactive figure: {self.alt_text(**self.initial_values())}"
+        text = f"Interactive figure: {self.alt_text(**self.initial_values())}"
         if static_widgets_enabled():
-            bundle["text/html"] = self.static_html()
+            # The website shows only the static view: no live widget is made, so no widget state (a second copy
+            # of the figure) is saved into the executed notebook and embedded in the page.
+            return {"text/plain": text, "text/html": self.static_html()}
+        bundle = dict(self.widget()._repr_mimebundle_(include=include, exclude=exclude) or {})
+        bundle["text/plain"] = text
         return bundle
 
 
-# Swaps the image when a control changes; the state key is the comma-joined index of every control.
+_VISUALLY_HIDDEN = ("position:absolute;width:1px;height:1px;margin:-1px;padding:0;overflow:hidden;"
+                    "clip:rect(0,0,0,0);white-space:nowrap;border:0")
+
+# Swaps the image when a control changes; the state key is the comma-joined index of every control. After each
+# change it preloads the states one step away on every control, so that the next move shows at once when the
+# states are separate files (the website).
 _STATIC_SCRIPT = """
 (function () {
   var root = document.getElementById("__UID__");
   if (!root) return;
   var data = JSON.parse(root.querySelector(".dlcw-states").textContent);
   var img = root.querySelector(".dlcw-figure");
+  var status = root.querySelector(".dlcw-status");
   var inputs = root.querySelectorAll("[data-index]");
+  var loaded = {};
+  function preload(key) {
+    var state = data.states[key.join(",")];
+    if (state && !loaded[state[0]]) { loaded[state[0]] = true; new Image().src = state[0]; }
+  }
   function update() {
     var key = [];
     inputs.forEach(function (el) {
@@ -243,9 +260,19 @@ _STATIC_SCRIPT = """
       if (out) { out.textContent = data.labels[k][i]; el.setAttribute("aria-valuetext", data.labels[k][i]); }
     });
     var state = data.states[key.join(",")];
-    if (state) { img.src = state[0]; img.alt = state[1]; }
+    if (!state) return;
+    img.src = state[0]; img.alt = state[1]; status.textContent = state[1];
+    key.forEach(function (i, k) {
+      [i - 1, i + 1].forEach(function (j) {
+        if (j >= 0 && j < data.labels[k].length) { var next = key.slice(); next[k] = j; preload(next); }
+      });
+    });
   }
-  inputs.forEach(function (el) { el.addEventListener("input", update); el.addEventListener("change", update); });
+  inputs.forEach(function (el) {
+    el.addEventListener("input", update);
+    el.addEventListener("change", update);
+    el.addEventListener("focus", update, { once: true });
+  });
 })();
 """
 
