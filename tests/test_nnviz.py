@@ -166,3 +166,16 @@ def test_without_shortcuts_blocks_torch_and_gradcheck_then_restores_them():
     import torch
     assert sys.modules["torch"] is torch
     assert finite_difference_gradient(lambda v: float((v ** 2).sum()), x) == pytest.approx(2 * x)
+
+
+def test_single_blas_thread_limits_blas_inside_the_block_only():
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    np.ones((2, 2)) @ np.ones((2, 2))   # make sure NumPy's BLAS is loaded
+
+    def blas_threads():
+        return [pool["num_threads"] for pool in threadpoolctl.threadpool_info() if pool["user_api"] == "blas"]
+
+    before = blas_threads()
+    with nnviz.single_blas_thread():
+        assert blas_threads() and all(n == 1 for n in blas_threads())
+    assert blas_threads() == before
