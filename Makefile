@@ -13,7 +13,7 @@ help:
 	@echo "make serve    serve _build/html on http://127.0.0.1:8000"
 	@echo "make clean    remove the build and the execution cache"
 
-setup: $(VENV)/.installed
+setup: $(VENV)/.installed node_modules/.installed
 
 $(VENV)/.installed: requirements.txt pyproject.toml .ci/install-system-packages
 	bash .ci/install-system-packages
@@ -22,7 +22,13 @@ $(VENV)/.installed: requirements.txt pyproject.toml .ci/install-system-packages
 	$(PYTHON) -m pip install --quiet -r requirements.txt
 	touch $@
 
+# The website's own copies of MathJax (served by the site) and axe-core (browser tests), from npm.
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	touch $@
+
 book: setup
+	$(PYTHON) -m autograder pages
 	DLCOURSE_STATIC_WIDGETS=1 $(VENV)/bin/jupyter-book build . -W --keep-going
 	@echo "Book built: open _build/html/index.html"
 

@@ -40,6 +40,18 @@ def cmd_grade(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_pages(args: argparse.Namespace) -> int:
+    from autograder.site import write_pages
+
+    changed = write_pages(check_only=args.check)
+    for path in changed:
+        print(f"{'out of sync' if args.check else 'updated'}: {path}")
+    if args.check and changed:
+        print("Run `python -m autograder pages` to update them.", file=sys.stderr)
+        return 1
+    return 0
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     for name in assignments():
         print(name)
@@ -63,6 +75,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("submissions", help="folder with one sub-folder (or one .ipynb) per student")
     p.add_argument("--output", help="CSV path (default: <grading dir>/grades/<assignment>.csv)")
     p.set_defaults(run=cmd_grade)
+
+    p = commands.add_parser("pages", help="write the website's exercise pages (book/exercises/) from exercises/")
+    p.add_argument("--check", action="store_true", help="only report pages out of sync (exit 1 if any)")
+    p.set_defaults(run=cmd_pages)
 
     p = commands.add_parser("list", help="list the assignments")
     p.set_defaults(run=cmd_list)
