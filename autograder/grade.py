@@ -1,137 +1,493 @@
-"""Grade: autograde a folder of submitted notebooks with nbgrader and write a grades CSV.
+"""Grade: autograde every collected submission of an assignment, in parallel sandboxes, with nbgrader's scoring.
 
-Steps, in order:
-1. find the submissions: ``DIR/<student>/<notebook>.ipynb``, ``DIR/<student>/<assignment>/<notebook>.ipynb``
-   or ``DIR/<student>.ipynb`` (single-notebook assignments);
-2. register the assignment in the gradebook by generating it from ``solutions/`` with a database (autograde
-   restores locked cells and hidden tests from the gradebook, so this must come before step 4);
-3. stage each submission where nbgrader expects it (``submitted/<student>/<assignment>/``);
-4. autograde each student; one failing submission is recorded and the others are still graded;
-5. read the scores back from the gradebook and write the CSV.
+Each submission goes through these steps, in order:
+
+1. ``read``: the submitted files and their key (a hash with the assignment's source and the grading settings);
+   a submission already graded with the same key is skipped, so an interrupted run resumes where it stopped.
+2. ``parse``: an empty file, or one that is not a notebook, is scored 0 with the reason (the batch goes on).
+3. ``repair`` (:mod:`autograder.repair`): duplicated grade ids, lost metadata, deleted test cells, old formats.
+   Before 4: nbgrader matches cells by grade id and stops on duplicates.
+4. ``restore``: nbgrader's own sanitising preprocessors put back locked cells and hidden tests from the gradebook
+   (``ClearOutput``, ``DeduplicateIds``, ``OverwriteKernelspec``, ``OverwriteCells``, ``CheckCellMetadata``).
+5. ``neutralise`` (:mod:`autograder.tampering`): statements that patch the tests' modules or helpers become
+   ``pass``. After 4, so that the scan sees exactly the cells that will run.
+6. ``execute`` (:mod:`autograder.execute`) in a sandboxed kernel (:mod:`autograder.sandbox`), on N workers.
+7. ``set aside stderr``: stderr streams of test cells move to the cell's metadata (see :class:`SetAsideStderr`).
+8. ``score``: nbgrader's ``LimitOutput``, ``SaveAutoGrades``, ``AssignLatePenalties``, ``CheckCellMetadata``.
+9. ``record``: the autograded notebook, then the result record (:mod:`autograder.store`), the commit point.
+
+Steps 1-5 and 7-9 run in this process, one submission at a time: the gradebook is SQLite and takes one writer.
+Step 6 runs concurrently on the workers. Steps 4 and 8 are the preprocessors of nbgrader's ``Autograde``
+converter, in its order, so scores are those of ``nbgrader autograde`` for well-formed submissions.
 """
 
 from __future__ import annotations
 
 import csv
-import datetime as dt
+import os
+import re
 import shutil
+import sys
+import time
+import traceback
 import warnings
+from collections import deque
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import nbformat
+from nbformat import NotebookNode
+
+from autograder.execute import KERNEL_DIED, NOT_RUN, error_output, execute_notebook
 from autograder.nbgrader_api import NbgraderError, check, grading_dir, load_config, make_api, source_notebooks
+from autograder.notebooks import is_test, nbgrader_meta
+from autograder.repair import Reference, Rejected, load_submission, repair
+from autograder.sandbox import Limits, SandboxError, SlotPool, bubblewrap_works, isolation_warning
+from autograder.store import (PIPELINE_VERSION, NotebookResult, Result, TestResult, file_digest, load_result,
+                              load_roster, save_result)
+from autograder.tampering import neutralize, scan
 
 # nbgrader 0.9's gradebook triggers SQLAlchemy autoflush warnings on every autograde; they are not ours to fix.
 warnings.filterwarnings("ignore", message=".*not in session.*")
 
+StudentResult = Result   # the name the first version of this module used
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+_CELL_LINE = re.compile(r"Cell In\[\d*\], line (\d+)")
+_HIDDEN = re.compile(r"^\s*### (BEGIN|END) HIDDEN TESTS\s*$")
+
 
 @dataclass
-class StudentResult:
-    """The outcome of grading one student's submission."""
+class Settings:
+    """How a batch is graded."""
 
+    workers: int = 0                  # 0: one per core
+    timeout: int | None = None        # seconds per cell; None: nbgrader's configuration (c.Execute.timeout)
+    isolation: str = "auto"           # auto (bubblewrap if it works), bwrap, none
+    limits: Limits = field(default_factory=Limits)
+    force: bool = False               # regrade unchanged submissions too
+    progress: bool = True
+
+    def fingerprint(self) -> str:
+        """What the scores may depend on, besides the files (part of each submission's key)."""
+        limits = self.limits
+        return (f"pipeline={PIPELINE_VERSION};timeout={self.timeout};memory={limits.memory_bytes};"
+                f"cpu={limits.cpu_seconds};processes={limits.processes};files={limits.file_bytes}")
+
+
+@dataclass
+class PreparedNotebook:
+    """One notebook of a submission on its way through the steps."""
+
+    name: str
+    result: NotebookResult
+    nb: NotebookNode | None = None      # None: nothing to execute (missing or rejected)
+
+
+@dataclass
+class Job:
     student_id: str
-    score: float = 0.0
-    max_score: float = 0.0
-    status: str = "graded"
-    tests: dict[str, float] = field(default_factory=dict)   # grade_id of each test cell -> points scored
+    files: dict[str, Path]
+    key: str
+    notebooks: list[PreparedNotebook] = field(default_factory=list)
+    started: float = 0.0
+    error: str = ""           # why the pipeline failed on this submission ("" when it did not)
 
 
-def find_submissions(assignment: str, folder: Path, notebook_names: list[str]) -> dict[str, dict[str, Path]]:
-    """Map student id -> {expected notebook name -> submitted file}."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise NbgraderError(f"submissions folder {folder} does not exist")
-    found: dict[str, dict[str, Path]] = {}
-    for entry in sorted(folder.iterdir()):
-        if entry.is_file() and entry.suffix == ".ipynb" and len(notebook_names) == 1:
-            found[entry.stem] = {notebook_names[0]: entry}
-        elif entry.is_dir():
-            inner = entry / assignment if (entry / assignment).is_dir() else entry
-            files = sorted(inner.glob("*.ipynb"))
-            by_name = {f.name: f for f in files if f.name in notebook_names}
-            if not by_name and len(files) == 1 and len(notebook_names) == 1:
-                by_name = {notebook_names[0]: files[0]}   # one notebook under another name: take it
-            if by_name:
-                found[entry.name] = by_name
-    return found
+# -- steps 4, 7 and 8 use nbgrader's preprocessors ---------------------------------------------------------------
+class SetAsideStderr:
+    """Move stderr output of test cells into the cell's metadata before scoring.
+
+    nbgrader scores a test cell 0 when its output holds an error *or any stderr stream*; a correct solution
+    that emits a PyTorch ``UserWarning`` or a tqdm progress bar would lose the points. A failing test always
+    raises, and the exception is an ``error`` output, which stays: so a genuinely failing test still scores 0,
+    while warnings and progress bars no longer count. (If the kernel reported an error that left no ``error``
+    output, nbgrader's ``Execute`` has already added one from the execute reply.) The text is kept in
+    ``metadata.autograder.stderr`` for the instructor.
+    """
+
+    def __call__(self, nb: NotebookNode, resources: dict) -> tuple[NotebookNode, dict]:
+        moved = []
+        for cell in nb.cells:
+            if cell.cell_type != "code" or not is_test(cell):
+                continue
+            kept, aside = [], []
+            for output in cell.get("outputs", []):
+                if output.get("output_type") == "stream" and output.get("name") == "stderr":
+                    aside.append(output.get("text", ""))
+                else:
+                    kept.append(output)
+            if aside:
+                cell.outputs = kept
+                cell.metadata.setdefault("autograder", {})["stderr"] = "".join(aside)
+                moved.append(nbgrader_meta(cell)["grade_id"])
+        resources["stderr_set_aside"] = moved
+        return nb, resources
 
 
-def register_assignment(assignment: str) -> None:
-    """Create the assignment, its notebooks and their checksums in the gradebook from ``solutions/``."""
-    config = load_config()
-    release_dir = grading_dir(config) / "release"
-    config.CourseDirectory.release_directory = str(release_dir)
-    check(make_api(config).generate_assignment(assignment, force=True, create=True),
-          f"registering {assignment} in the gradebook")
+def _preprocessors(names: list[str], config) -> list:
+    import nbgrader.preprocessors as nbgrader_preprocessors
+
+    return [getattr(nbgrader_preprocessors, name)(config=config) for name in names]
 
 
-def stage(assignment: str, student_id: str, files: dict[str, Path]) -> Path:
-    """Copy one student's notebooks to ``submitted/<student>/<assignment>/`` (replacing an earlier copy)."""
-    config = load_config()
-    target = Path(config.CourseDirectory.submitted_directory) / student_id / assignment
-    if target.exists():
-        shutil.rmtree(target)
-    target.mkdir(parents=True)
-    for name, source in files.items():
-        shutil.copyfile(source, target / name)
-    stamp = dt.datetime.fromtimestamp(max(p.stat().st_mtime for p in files.values()), dt.timezone.utc)
-    (target / "timestamp.txt").write_text(stamp.strftime("%Y-%m-%d %H:%M:%S.%f %Z"))
-    return target
+# Steps 4 and 8: nbgrader's Autograde.sanitize_preprocessors and autograde_preprocessors (minus Execute, step 6,
+# and the disabled-by-default IgnorePattern and ClearMetadataPreprocessor), in nbgrader's order.
+RESTORE_STEPS = ["ClearOutput", "DeduplicateIds", "OverwriteKernelspec", "OverwriteCells", "CheckCellMetadata"]
+SCORE_STEPS = ["LimitOutput", "SaveAutoGrades", "AssignLatePenalties", "CheckCellMetadata"]
 
 
-def read_scores(assignment: str, student_id: str) -> StudentResult:
-    """Total and per-test scores of one graded submission, from the gradebook."""
-    from nbgrader.api import Gradebook
+class Grader:
+    """Grades the collected submissions of one assignment (see the module docstring for the steps)."""
 
-    config = load_config()
-    with Gradebook(config.CourseDirectory.db_url) as gradebook:
-        submission = gradebook.find_submission(assignment, student_id)
-        result = StudentResult(student_id, float(submission.score), float(submission.max_score))
-        for notebook in submission.notebooks:
-            for grade in notebook.grades:
-                if grade.max_score:
-                    result.tests[grade.name] = float(grade.score)
-    return result
+    def __init__(self, assignment: str, settings: Settings):
+        self.assignment = assignment
+        self.settings = settings
+        self.config = load_config()
+        self.db_url = self.config.CourseDirectory.db_url
+        self.sources = source_notebooks(assignment)
+        self.names = [p.name for p in self.sources]
+        self.source_dir = self.sources[0].parent
+        self.submitted = Path(self.config.CourseDirectory.submitted_directory)
+        self.autograded = Path(self.config.CourseDirectory.autograded_directory)
+        self.timeout = settings.timeout if settings.timeout is not None else int(self.config.Execute.timeout)
+        self.references: dict[str, Reference] = {}
+        self.restore = _preprocessors(RESTORE_STEPS, self.config)
+        self.score_steps = [SetAsideStderr(), *_preprocessors(SCORE_STEPS, self.config)]
+        self.roster = load_roster()
+
+    # -- the batch ---------------------------------------------------------------------------------------------
+    def shipped_files(self) -> dict[str, Path]:
+        """Files the assignment ships next to its notebooks (data, helper modules): copied for every kernel."""
+        ignore = {".ipynb_checkpoints", "__pycache__"}
+        return {p.relative_to(self.source_dir).as_posix(): p for p in sorted(self.source_dir.rglob("*"))
+                if p.is_file() and p.suffix != ".ipynb" and not ignore & set(p.parts)}
+
+    def preload_modules(self) -> tuple[str, ...]:
+        """Modules the source notebooks import: each kernel factory imports them once for all kernels."""
+        import ast
+
+        from autograder.tampering import _python
+
+        modules = ["ipykernel.kernelapp"]
+        for path in self.sources:
+            for cell in nbformat.read(path, as_version=4).cells:
+                if cell.cell_type != "code":
+                    continue
+                try:
+                    tree = ast.parse(_python(cell.source))
+                except SyntaxError:
+                    continue
+                for node in ast.walk(tree):
+                    if isinstance(node, ast.Import):
+                        modules += [a.name for a in node.names]
+                    elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                        modules.append(node.module)
+        return tuple(dict.fromkeys(modules))
+
+    def register(self) -> None:
+        """Create the assignment, its notebooks and checksums in the gradebook from ``solutions/`` (nbgrader's
+        generate_assignment with a database) and keep the release it writes as the repair reference. Skipped
+        when the sources have not changed since the last registration."""
+        release_dir = grading_dir(self.config) / "release"
+        marker = grading_dir(self.config) / "results" / self.assignment / ".registered"
+        digest = file_digest(*self.sources, *self.shipped_files().values(), extra=self.db_url)
+        released = [release_dir / self.assignment / name for name in self.names]
+        if not (marker.is_file() and marker.read_text() == digest and all(p.is_file() for p in released)
+                and Path(self.db_url.removeprefix("sqlite:///")).is_file()):
+            config = load_config()
+            config.CourseDirectory.release_directory = str(release_dir)
+            check(make_api(config).generate_assignment(self.assignment, force=True, create=True),
+                  f"registering {self.assignment} in the gradebook")
+            marker.parent.mkdir(parents=True, exist_ok=True)
+            marker.write_text(digest)
+        self.references = {p.name: Reference.from_notebook(p) for p in released}
+
+    def find_submitted(self) -> dict[str, dict[str, Path]]:
+        """student id -> {notebook name -> file} of the collected submissions."""
+        found = {}
+        if self.submitted.is_dir():
+            for student in sorted(self.submitted.iterdir()):
+                folder = student / self.assignment
+                if folder.is_dir():
+                    found[student.name] = {name: folder / name for name in self.names}
+        return found
+
+    def grade_all(self) -> list[Result]:
+        """Grade every collected submission; return every student's result (skipped ones included)."""
+        submitted = self.find_submitted()
+        if not submitted:
+            raise NbgraderError(f"nothing collected for {self.assignment}: run `python -m autograder collect "
+                                f"{self.assignment} INPUT...` first")
+        self.register()
+        settings_key = self.settings.fingerprint()
+        source_key = file_digest(*self.sources, *self.shipped_files().values())
+        jobs, results = [], {}
+        for student_id, files in submitted.items():
+            key = file_digest(*files.values(), extra=source_key + settings_key)
+            previous = load_result(self.assignment, student_id)
+            if previous is not None and previous.key == key and not self.settings.force:
+                results[student_id] = previous
+            else:
+                jobs.append(Job(student_id, files, key))
+        if jobs:
+            results.update({r.student_id: r for r in self.run(jobs, skipped=len(results))})
+        return [results[s] for s in sorted(results)]
+
+    def run(self, jobs: list[Job], skipped: int = 0) -> list[Result]:
+        workers = self.settings.workers or len(os.sched_getaffinity(0))
+        sandboxed = self.settings.isolation != "none" and bubblewrap_works()
+        if self.settings.isolation == "bwrap" and not sandboxed:
+            raise NbgraderError("--isolation bwrap: " + isolation_warning())
+        if not sandboxed:
+            print(f"warning: {isolation_warning()}", file=sys.stderr)
+        done: list[Result] = []
+        bar = _progress(len(jobs) + skipped, skipped, self.assignment, self.settings.progress)
+        failures = 0
+        with SlotPool(min(workers, len(jobs)), self.settings.limits, self.preload_modules(),
+                      self.shipped_files(), sandboxed) as pool, ThreadPoolExecutor(workers) as executor:
+            queue, running = deque(jobs), {}
+            try:
+                while queue or running:
+                    # Keep every worker busy, with the next submissions already prepared.
+                    while queue and len(running) < 2 * workers:
+                        job = queue.popleft()
+                        self.guard(job, self.prepare)
+                        running[executor.submit(self.guard, job, self.execute, pool)] = job
+                    finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                    for future in finished:
+                        job = running.pop(future)
+                        result = self.finish(job)
+                        done.append(result)
+                        failures += result.status != "graded" or any(n.problem for n in result.notebooks)
+                        bar.set_postfix(failed=failures, refresh=False)
+                        bar.update(1)
+            except BaseException:
+                for future in running:
+                    future.cancel()
+                raise
+            finally:
+                bar.close()
+        return done
+
+    @staticmethod
+    def guard(job: Job, step, *args) -> None:
+        """Run one step of one job; an unexpected error fails this submission only."""
+        if job.error:
+            return
+        try:
+            step(job, *args)
+        except Exception as error:
+            job.error = f"{step.__name__} failed: {type(error).__name__}: {error}"
+            traceback.print_exc()
+
+    # -- steps 1-5, in this process --------------------------------------------------------------------------------
+    def prepare(self, job: Job) -> None:
+        from nbgrader.api import Gradebook
+        from nbgrader.coursedir import CourseDirectory
+
+        job.started = time.perf_counter()
+        folder = self.submitted / job.student_id / self.assignment
+        timestamp = CourseDirectory(config=self.config).get_existing_timestamp(str(folder))
+        person = self.roster.get(job.student_id, {})
+        names = {k: person[k] for k in ("first_name", "last_name", "email") if person.get(k)}
+        with Gradebook(self.db_url) as gradebook:
+            gradebook.update_or_create_student(job.student_id, **names)
+            if timestamp:
+                gradebook.update_or_create_submission(self.assignment, job.student_id, timestamp=timestamp)
+            else:
+                gradebook.update_or_create_submission(self.assignment, job.student_id)
+        for name, path in job.files.items():
+            notebook = PreparedNotebook(name, NotebookResult(name.removesuffix(".ipynb")))
+            job.notebooks.append(notebook)
+            if not path.is_file():
+                notebook.result.problem = "not submitted"
+                continue
+            try:
+                nb, notes = load_submission(path.read_bytes())                          # step 2
+            except Rejected as reason:
+                notebook.result.problem = f"rejected: {reason}"
+                continue
+            notes += repair(nb, self.references[name])                                 # step 3
+            resources = self.resources(job.student_id, name)
+            for preprocessor in self.restore:                                          # step 4
+                nb, resources = preprocessor(nb, resources)
+            findings = scan(nb)                                                        # step 5
+            neutralize(nb, findings)
+            notebook.nb = nb
+            notebook.result.repairs = notes
+            notebook.result.tampering = [f.describe() for f in findings]
+
+    def resources(self, student_id: str, name: str) -> dict:
+        return {"nbgrader": {"student": student_id, "assignment": self.assignment,
+                             "notebook": name.removesuffix(".ipynb"), "db_url": self.db_url}}
+
+    # -- step 6, on a worker -----------------------------------------------------------------------------------
+    def execute(self, job: Job, pool: SlotPool) -> None:
+        slot = pool.acquire()
+        try:
+            for notebook in job.notebooks:
+                if notebook.nb is None:
+                    continue
+                try:
+                    outcome = execute_notebook(slot, notebook.nb, self.timeout)
+                except SandboxError as error:   # the kernel or its factory failed: restart the sandbox
+                    notebook.result.problem = f"the sandbox failed: {error}"
+                    for cell in notebook.nb.cells:
+                        if cell.cell_type == "code":
+                            cell.outputs = [error_output(NOT_RUN, "not run: the sandbox failed")]
+                    slot.close()
+                    slot.start()
+                    continue
+                notebook.result.seconds = outcome.seconds
+                notebook.result.problem = outcome.problem
+        finally:
+            pool.release(slot)
+
+    # -- steps 7-9, in this process --------------------------------------------------------------------------------
+    def finish(self, job: Job) -> Result:
+        from nbgrader.api import Gradebook, MissingEntry
+
+        result = Result(job.student_id, self.assignment, key=job.key, notebooks=[n.result for n in job.notebooks])
+        if not job.error:
+            try:
+                for notebook in job.notebooks:
+                    self.score(job, notebook)
+            except Exception as error:
+                job.error = f"scoring failed: {type(error).__name__}: {error}"
+                traceback.print_exc()
+        with Gradebook(self.db_url) as gradebook:
+            try:
+                submission = gradebook.find_submission(self.assignment, job.student_id)
+                result.score, result.max_score = float(submission.score), float(submission.max_score)
+                if submission.timestamp:
+                    result.timestamp = submission.timestamp.isoformat()
+            except MissingEntry:
+                result.max_score = float(gradebook.find_assignment(self.assignment).max_score)
+        if job.error:
+            result.status, result.reason = "failed", job.error
+        elif all(n.nb is None for n in job.notebooks):
+            result.status = "rejected"
+            result.reason = "; ".join(n.result.problem for n in job.notebooks)
+        result.seconds = time.perf_counter() - job.started
+        save_result(result)                                                            # step 9 (commit point)
+        return result
+
+    def score(self, job: Job, notebook: PreparedNotebook) -> None:
+        from nbgrader.api import Gradebook
+
+        resources = self.resources(job.student_id, notebook.name)
+        if notebook.nb is None:   # missing or rejected: every grade 0, as nbgrader does for a missing notebook
+            with Gradebook(self.db_url) as gradebook:
+                submitted = gradebook.find_submission_notebook(notebook.result.name, self.assignment,
+                                                               job.student_id)
+                for grade in submitted.grades:
+                    grade.auto_score = 0
+                    grade.needs_manual_grade = False
+                gradebook.db.commit()
+                notebook.result.tests = self.test_results(job.student_id, notebook.result.name, None, gradebook)
+            return
+        nb = notebook.nb
+        for step in self.score_steps:                                                  # steps 7 and 8
+            nb, resources = step(nb, resources)
+        notebook.result.stderr_set_aside = resources.get("stderr_set_aside", [])
+        target = self.autograded / job.student_id / self.assignment
+        target.mkdir(parents=True, exist_ok=True)
+        nbformat.write(nb, target / notebook.name)
+        stamp = self.submitted / job.student_id / self.assignment / "timestamp.txt"
+        if stamp.is_file():
+            shutil.copyfile(stamp, target / "timestamp.txt")
+        with Gradebook(self.db_url) as gradebook:
+            notebook.result.tests = self.test_results(job.student_id, notebook.result.name, nb, gradebook)
+
+    def test_results(self, student_id: str, notebook_id: str, nb: NotebookNode | None, gradebook) -> list[TestResult]:
+        """Score, outcome and first error line of every test cell, in notebook order."""
+        grades = {g.name: g for g in gradebook.find_submission_notebook(notebook_id, self.assignment,
+                                                                        student_id).grades}
+        reference = self.references[notebook_id + ".ipynb"]
+        cells = {nbgrader_meta(c).get("grade_id"): c for c in (nb.cells if nb is not None else [])}
+        tests = []
+        for grade_id, hint in reference.tests.items():
+            grade = grades.get(grade_id)
+            points = float(grade.max_score) if grade else 0.0
+            score = float(grade.score or 0) if grade else 0.0
+            if grade_id not in cells:
+                outcome, message, hidden = "not run", "the notebook could not be graded", False
+            elif score >= points:
+                outcome, message, hidden = "passed", "", False
+            else:
+                outcome, message, hidden = describe_failure(cells[grade_id])
+            tests.append(TestResult(grade_id, points, score, outcome, message, hidden, hint))
+        return tests
 
 
-def autograde_one(assignment: str, student_id: str) -> StudentResult:
-    """Autograde one staged submission and return its scores."""
-    api = make_api(load_config())
-    result = api.autograde(assignment, student_id, force=True, create=True)
-    if not result.get("success"):
-        return StudentResult(student_id, status="failed: " + _last_error_line(result))
-    return read_scores(assignment, student_id)
+def describe_failure(cell: NotebookNode) -> tuple[str, str, bool]:
+    """(outcome, first line of the error, whether it happened in the hidden tests) of an executed test cell."""
+    errors = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
+    if not errors:   # called for cells that lost points: a value read as partial credit
+        return "failed", "the cell's last value was read as partial credit", False
+    names = {e.get("ename") for e in errors}
+    error = errors[0]
+    if "CellTimeoutError" in names:
+        return "timeout", "timed out: the cell ran longer than the time limit (an endless loop?)", False
+    if NOT_RUN in names:
+        return "not run", "not run: the kernel had stopped earlier", False
+    if KERNEL_DIED in names:
+        died = next(e for e in errors if e.get("ename") == KERNEL_DIED)
+        return "kernel died", _ANSI.sub("", died.get("evalue", "")), False
+    message = f"{error.get('ename')}: {_ANSI.sub('', str(error.get('evalue', ''))).strip()}".splitlines()[0]
+    traceback_text = _ANSI.sub("", "\n".join(error.get("traceback", [])))
+    match = _CELL_LINE.search(traceback_text)
+    hidden = True   # when the failing line is unknown, treat it as hidden: never show what we cannot place
+    if match:
+        line = int(match.group(1))
+        inside, hidden = False, False
+        for number, text in enumerate(cell.source.splitlines(), start=1):
+            marker = _HIDDEN.match(text)
+            if marker:
+                inside = marker.group(1) == "BEGIN"
+            if number == line:
+                hidden = inside
+                break
+    return "failed", message[:500], hidden
 
 
-def _last_error_line(result: dict) -> str:
-    text = (result.get("error") or "") + "\n" + (result.get("log") or "")
-    lines = [line.strip() for line in text.splitlines() if "error" in line.lower()]
-    return (lines[-1] if lines else "nbgrader reported a failure")[:300]
+def _progress(total: int, initial: int, assignment: str, enabled: bool):
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=initial, desc=f"grading {assignment}", unit="submission",
+                disable=not enabled, dynamic_ncols=True, file=sys.stderr)
 
 
-def write_csv(assignment: str, results: list[StudentResult], path: Path) -> Path:
+# -- the command ---------------------------------------------------------------------------------------------------
+def write_csv(assignment: str, results: list[Result], path: Path) -> Path:
     """One row per student: totals, status and one column per test cell."""
-    tests = sorted({name for r in results for name in r.tests})
+    tests = list(dict.fromkeys(name for r in results for name in r.tests))
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle, quoting=csv.QUOTE_MINIMAL)
-        writer.writerow(["assignment", "student_id", "score", "max_score", "status", *tests])
+        writer.writerow(["assignment", "student_id", "score", "max_score", "status", "notes", *tests])
         for r in results:
-            writer.writerow([assignment, r.student_id, f"{r.score:g}", f"{r.max_score:g}", r.status,
+            notes = "; ".join(([r.reason] if r.reason else []) + r.flags)
+            writer.writerow([assignment, r.student_id, f"{r.score:g}", f"{r.max_score:g}", r.status, notes,
                              *(f"{r.tests[t]:g}" if t in r.tests else "" for t in tests)])
     return path
 
 
-def grade(assignment: str, submissions: Path, output: Path | None = None) -> tuple[list[StudentResult], Path]:
-    """Autograde every submission in a folder; return the results and the path of the grades CSV."""
-    names = [p.name for p in source_notebooks(assignment)]
-    found = find_submissions(assignment, submissions, names)
-    if not found:
-        raise NbgraderError(f"no submission of {assignment} ({', '.join(names)}) found in {submissions}")
-    register_assignment(assignment)
-    results = []
-    for student_id, files in found.items():
-        stage(assignment, student_id, files)
-        results.append(autograde_one(assignment, student_id))
+def grade(assignment: str, submissions: Path | None = None, output: Path | None = None,
+          settings: Settings | None = None) -> tuple[list[Result], Path]:
+    """Autograde the collected submissions (after collecting ``submissions``, a folder, if given).
+
+    Returns every student's result and the path of the grades CSV.
+    """
+    settings = settings or Settings()
+    if submissions is not None:
+        from autograder.collect import collect
+
+        report = collect(assignment, [Path(submissions)])
+        if not report.accepted:
+            raise NbgraderError(f"no submission of {assignment} found in {submissions}")
+    results = Grader(assignment, settings).grade_all()
     output = output or grading_dir() / "grades" / f"{assignment}.csv"
     return results, write_csv(assignment, results, output)

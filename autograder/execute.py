@@ -1,0 +1,105 @@
+"""Execute one prepared notebook in a sandboxed kernel, the way nbgrader's ``Execute`` preprocessor does.
+
+The cells run through nbgrader's own ``Execute`` (an nbclient ``NotebookClient``): same outputs, same
+execution counts, same handling of errors (``allow_errors``) and of timeouts (interrupt the kernel, record a
+``CellTimeoutError``, carry on with the next cell). Two situations that make stock nbgrader give up on the whole
+notebook are contained here instead:
+
+- the kernel dies (``os._exit``, a crash, the memory or CPU limit): the cell that killed it gets an error
+  saying so, every later cell is marked as not run (an error output, so a test cell scores 0), and the cells
+  before keep their results;
+- the kernel ignores the interrupt after a timeout (an infinite loop that catches ``KeyboardInterrupt``): it is
+  killed and treated as above.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+
+from nbclient.exceptions import CellTimeoutError, DeadKernelError
+from nbformat import NotebookNode
+
+from autograder.sandbox import Slot
+
+NOT_RUN = "NotRunError"
+KERNEL_DIED = "KernelDiedError"
+
+
+@dataclass
+class Outcome:
+    """What happened while executing one notebook."""
+
+    nb: NotebookNode
+    seconds: float = 0.0
+    problem: str = ""                                     # "" when every cell ran
+    timeouts: list[int] = field(default_factory=list)     # indices of cells interrupted after the time limit
+
+
+def error_output(ename: str, evalue: str) -> NotebookNode:
+    """An error output as the kernel would have produced it: nbgrader scores a test cell holding one 0."""
+    return NotebookNode(output_type="error", ename=ename, evalue=evalue,
+                        traceback=[f"\x1b[0;31m{ename}\x1b[0m: {evalue}"])
+
+
+def _make_client(nb: NotebookNode, km, kc, timeout: int | None):
+    from nbgrader.preprocessors import Execute
+
+    from autograder.nbgrader_api import load_config
+
+    class SandboxExecute(Execute):
+        # Output can trail the execute reply by a few seconds on a busy machine; nbgrader's 4 s would then
+        # fail the whole notebook.
+        iopub_timeout = 30
+
+    client = SandboxExecute(config=load_config())
+    # A kernel it did not start: nbclient then neither starts nor shuts one down.
+    client.nb, client.km, client.kc, client.owns_km = nb, km, kc, False
+    if timeout is not None:
+        client.timeout = timeout
+    return client
+
+
+async def _execute(slot: Slot, nb: NotebookNode, timeout: int | None, outcome: Outcome) -> None:
+    kc, km = await slot.start_kernel()
+    client = _make_client(nb, km, kc, timeout)
+    client.reset_execution_trackers()
+    try:
+        info = await client.async_wait_for_reply(kc.kernel_info())
+        if info is not None:
+            nb.metadata["language_info"] = info["content"]["language_info"]
+        for index, cell in enumerate(nb.cells):
+            try:
+                await client.async_execute_cell(cell, index, store_history=True)
+            except (DeadKernelError, CellTimeoutError) as error:
+                if isinstance(error, CellTimeoutError):
+                    slot.signal_kernel(9)
+                    reason = "did not stop after the time limit, even when interrupted"
+                else:
+                    end = slot.finish_kernel()
+                    reason = f"died ({end.describe() if end else 'killed'})"
+                cell.outputs.append(error_output(KERNEL_DIED, f"the kernel {reason} while running this cell; "
+                                                              f"the cells after it were not run"))
+                for later in nb.cells[index + 1:]:
+                    if later.cell_type == "code":
+                        later.outputs = [error_output(NOT_RUN, "not run: the kernel had stopped earlier")]
+                outcome.problem = f"kernel {reason} in cell {index}"
+                return
+            if any(o.get("output_type") == "error" and o.get("ename") == "CellTimeoutError"
+                   for o in cell.get("outputs", [])):
+                outcome.timeouts.append(index)
+    finally:
+        kc.stop_channels()
+
+
+def execute_notebook(slot: Slot, nb: NotebookNode, timeout: int | None = None) -> Outcome:
+    """Run every code cell of ``nb`` (in place) in a fresh kernel of ``slot``; always leaves the slot clean."""
+    outcome = Outcome(nb)
+    start = time.perf_counter()
+    try:
+        asyncio.run(_execute(slot, nb, timeout, outcome))
+    finally:
+        slot.finish_kernel()
+        outcome.seconds = time.perf_counter() - start
+    return outcome

@@ -1,0 +1,171 @@
+"""Where the grading pipeline keeps its files, and the per-submission result records.
+
+Everything lives in the instructor's grading folder (``$DLCOURSE_GRADING_DIR``, by default ``.grading/``)::
+
+    submitted/<student>/<assignment>/<notebook>.ipynb   collected submissions (nbgrader's layout) + timestamp.txt
+    autograded/<student>/<assignment>/...               executed, scored notebooks (nbgrader's layout)
+    gradebook.db                                        nbgrader's gradebook
+    results/<assignment>/<student>.json                 one record per graded submission (this module)
+    collected/<assignment>/...                          superseded and rejected input files, kept
+    feedback/<student>/<assignment>/<notebook>.html     what each student receives
+    reports/<assignment>/...                            collection report, item analysis, histogram
+    exports/<assignment>/...                            grade files for nbgrader, Canvas and Moodle
+    students.csv                                        names, e-mails and LMS ids found by collect
+
+A result record is written last, atomically, after the gradebook commit: a record on disk means the
+submission is completely graded, and its ``key`` (a hash of the submitted files, the assignment's source and
+the grading settings) tells a later run whether it may be skipped.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from autograder.nbgrader_api import grading_dir
+
+PIPELINE_VERSION = "1"   # bump when a change to the pipeline can change scores: every submission is regraded
+
+
+@dataclass
+class TestResult:
+    """One test cell of one graded notebook."""
+
+    grade_id: str
+    points: float
+    score: float
+    outcome: str               # passed, failed, timeout, kernel died, not run
+    message: str = ""          # first line of the error, "" when passed
+    hidden: bool = False       # the failing line is inside the hidden tests
+    hint: str = ""             # the test cell's first comment line (what it checks)
+
+
+@dataclass
+class NotebookResult:
+    name: str
+    tests: list[TestResult] = field(default_factory=list)
+    repairs: list[str] = field(default_factory=list)
+    tampering: list[str] = field(default_factory=list)
+    stderr_set_aside: list[str] = field(default_factory=list)   # test cells whose stderr output was set aside
+    problem: str = ""          # the kernel died or stopped responding; the notebook could not be read...
+    seconds: float = 0.0
+
+
+@dataclass
+class Result:
+    """The outcome of grading one student's submission of one assignment."""
+
+    student_id: str
+    assignment: str
+    key: str = ""
+    status: str = "graded"     # graded | rejected (the file is not a notebook) | failed (the pipeline failed)
+    score: float = 0.0
+    max_score: float = 0.0
+    reason: str = ""           # why rejected or failed
+    notebooks: list[NotebookResult] = field(default_factory=list)
+    seconds: float = 0.0
+    timestamp: str = ""
+
+    @property
+    def tests(self) -> dict[str, float]:
+        """Points scored per test cell (``notebook:grade_id`` when the assignment has several notebooks)."""
+        several = len(self.notebooks) > 1
+        return {(f"{n.name}:{t.grade_id}" if several else t.grade_id): t.score
+                for n in self.notebooks for t in n.tests}
+
+    @property
+    def flags(self) -> list[str]:
+        """What an instructor should look at: repairs, tampering, kernel problems."""
+        found = []
+        for n in self.notebooks:
+            found += [f"repaired: {r}" for r in n.repairs]
+            found += [f"tampering neutralised: {t}" for t in n.tampering]
+            found += [f"problem: {n.problem}"] if n.problem else []
+        return found
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Result":
+        notebooks = [NotebookResult(**{**n, "tests": [TestResult(**t) for t in n["tests"]]})
+                     for n in data.pop("notebooks", [])]
+        return cls(**data, notebooks=notebooks)
+
+
+def results_dir(assignment: str) -> Path:
+    return grading_dir() / "results" / assignment
+
+
+def reports_dir(assignment: str) -> Path:
+    return grading_dir() / "reports" / assignment
+
+
+def save_result(result: Result) -> Path:
+    """Write the record atomically (a crash leaves the old record or the new one, never half of one)."""
+    folder = results_dir(result.assignment)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{result.student_id}.json"
+    handle, temporary = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".json")
+    with os.fdopen(handle, "w", encoding="utf-8") as out:
+        json.dump(asdict(result), out, indent=1)
+        out.flush()
+        os.fsync(out.fileno())
+    os.replace(temporary, path)
+    return path
+
+
+def load_result(assignment: str, student_id: str) -> Result | None:
+    path = results_dir(assignment) / f"{student_id}.json"
+    if not path.is_file():
+        return None
+    return Result.from_dict(json.loads(path.read_text(encoding="utf-8")))
+
+
+def load_results(assignment: str) -> list[Result]:
+    """Every graded submission of an assignment, by student id."""
+    folder = results_dir(assignment)
+    return [Result.from_dict(json.loads(p.read_text(encoding="utf-8")))
+            for p in sorted(folder.glob("*.json"))] if folder.is_dir() else []
+
+
+def file_digest(*paths: Path, extra: str = "") -> str:
+    """SHA-256 over the files' bytes (in order) and ``extra``."""
+    digest = hashlib.sha256()
+    for path in paths:
+        digest.update(path.name.encode() + b"\0")
+        digest.update(path.read_bytes() if path.is_file() else b"<missing>")
+        digest.update(b"\0")
+    digest.update(extra.encode())
+    return digest.hexdigest()
+
+
+# -- the roster collected from LMS file names ------------------------------------------------------------------
+ROSTER_FIELDS = ["student_id", "first_name", "last_name", "email", "lms", "lms_user_id"]
+
+
+def load_roster() -> dict[str, dict[str, str]]:
+    path = grading_dir() / "students.csv"
+    if not path.is_file():
+        return {}
+    with path.open(newline="", encoding="utf-8") as handle:
+        return {row["student_id"]: row for row in csv.DictReader(handle)}
+
+
+def update_roster(entries: dict[str, dict[str, str]]) -> None:
+    """Add or complete students (known fields are kept unless the new value is non-empty)."""
+    roster = load_roster()
+    for student_id, info in entries.items():
+        row = roster.setdefault(student_id, {"student_id": student_id})
+        for key in ROSTER_FIELDS[1:]:
+            if info.get(key):
+                row[key] = info[key]
+    path = grading_dir() / "students.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, ROSTER_FIELDS)
+        writer.writeheader()
+        for student_id in sorted(roster):
+            writer.writerow({k: roster[student_id].get(k, "") for k in ROSTER_FIELDS})
