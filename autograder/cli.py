@@ -18,9 +18,10 @@ def cmd_release(args: argparse.Namespace) -> int:
 
 
 def cmd_sync(args: argparse.Namespace) -> int:
-    from autograder.release import sync_setup_cells
+    from autograder.release import sync_check_cells, sync_setup_cells
 
-    changed = sync_setup_cells(check_only=args.check)
+    changed = sync_setup_cells(check_only=args.check) + sync_check_cells(args.assignments or None,
+                                                                         check_only=args.check)
     for path in changed:
         print(f"{'out of sync' if args.check else 'updated'}: {path.relative_to(ROOT)}")
     if args.check and changed:
@@ -29,14 +30,77 @@ def cmd_sync(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_collect(args: argparse.Namespace) -> int:
+    from autograder.collect import collect
+
+    patterns = [("--pattern", p) for p in args.pattern] if args.pattern else None
+    report = collect(args.assignment, [Path(p) for p in args.inputs], patterns)
+    counts = {o: len(report.by_outcome(o)) for o in ("accepted", "superseded", "rejected")}
+    print(f"{len(report.files)} input files: " + ", ".join(f"{n} {o}" for o, n in counts.items()))
+    for file in report.files:
+        if file.outcome != "accepted" or file.reason:
+            print(f"  {file.outcome:<10} {file.source}: {file.reason}")
+    print(f"collection report: {report.path}")
+    return 0
+
+
+def _grade_settings(args: argparse.Namespace):
+    from autograder.grade import Settings
+    from autograder.sandbox import Limits
+
+    limits = Limits()
+    for name in ("memory", "cpu", "processes"):
+        value = getattr(args, name)
+        if value is not None:
+            setattr(limits, {"memory": "memory_bytes", "cpu": "cpu_seconds", "processes": "processes"}[name],
+                    int(value * 2**20) if name == "memory" else value)
+    return Settings(workers=args.workers, timeout=args.timeout, isolation=args.isolation, limits=limits,
+                    force=args.force, progress=not args.no_progress)
+
+
 def cmd_grade(args: argparse.Namespace) -> int:
     from autograder.grade import grade
 
-    results, csv_path = grade(args.assignment, Path(args.submissions), Path(args.output) if args.output else None)
+    results, csv_path = grade(args.assignment, Path(args.submissions) if args.submissions else None,
+                              Path(args.output) if args.output else None, _grade_settings(args))
     width = max(len(r.student_id) for r in results)
     for r in results:
-        print(f"{r.student_id:<{width}}  {r.score:g}/{r.max_score:g}  {r.status}")
+        note = "; ".join(([r.reason] if r.reason else []) + r.flags)
+        print(f"{r.student_id:<{width}}  {r.score:g}/{r.max_score:g}  {r.status}" + (f"  ({note})" if note else ""))
     print(f"grades written to {csv_path}")
+    return 0
+
+
+def cmd_feedback(args: argparse.Namespace) -> int:
+    from autograder.feedback import write_feedback
+
+    paths = write_feedback(args.assignment)
+    print(f"{len(paths)} feedback files written, e.g. {paths[0]}" if paths else "no graded submission yet")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from autograder.export import export
+
+    for path in export(args.assignment, canvas_column=args.canvas_column):
+        print(f"written {path}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from autograder.report import write_report
+
+    path = write_report(args.assignment)
+    print(path.read_text(encoding="utf-8"))
+    print(f"report written to {path}")
+    return 0
+
+
+def cmd_publish(args: argparse.Namespace) -> int:
+    from autograder.publish import publish
+
+    files = publish(Path(args.dest), force=args.force)
+    print(f"published {len(files)} files to {args.dest}; no solution or hidden test found in them")
     return 0
 
 
@@ -66,15 +130,51 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("assignments", nargs="*", help="assignment names (default: all)")
     p.set_defaults(run=cmd_release)
 
-    p = commands.add_parser("sync", help="update every notebook's Colab setup cell from _config.yml")
+    p = commands.add_parser("sync", help="update every notebook's Colab setup cell from _config.yml and each "
+                                         "assignment's final pre-submission check cell")
+    p.add_argument("assignments", nargs="*", help="assignments whose check cell to sync (default: all)")
     p.add_argument("--check", action="store_true", help="only report notebooks out of sync (exit 1 if any)")
     p.set_defaults(run=cmd_sync)
 
-    p = commands.add_parser("grade", help="autograde submitted notebooks and write a grades CSV")
+    p = commands.add_parser("collect", help="gather submissions (folders, .ipynb files, LMS zip downloads)")
     p.add_argument("assignment", help="assignment name, e.g. 01-losses")
-    p.add_argument("submissions", help="folder with one sub-folder (or one .ipynb) per student")
+    p.add_argument("inputs", nargs="+", help="folders, notebooks and zip archives, in any mix")
+    p.add_argument("--pattern", action="append", help="regular expression searched in each file's path, with a "
+                   "(?P<student>...) group; replaces the Canvas/Moodle/Gradescope/folder defaults (repeatable)")
+    p.set_defaults(run=cmd_collect)
+
+    p = commands.add_parser("grade", help="autograde the collected submissions in parallel sandboxes")
+    p.add_argument("assignment", help="assignment name, e.g. 01-losses")
+    p.add_argument("submissions", nargs="?", help="collect this folder first (one sub-folder or .ipynb per student)")
     p.add_argument("--output", help="CSV path (default: <grading dir>/grades/<assignment>.csv)")
+    p.add_argument("--workers", type=int, default=0, help="parallel kernels (default: one per core)")
+    p.add_argument("--timeout", type=int, help="seconds per cell (default: c.Execute.timeout of the config)")
+    p.add_argument("--isolation", choices=["auto", "bwrap", "none"], default="auto",
+                   help="sandbox with bubblewrap (auto: when it works here)")
+    p.add_argument("--memory", type=int, help="MiB of memory per kernel (default 4096)")
+    p.add_argument("--cpu", type=int, help="CPU seconds per kernel (default 3600)")
+    p.add_argument("--processes", type=int, help="processes and threads per kernel (default 128)")
+    p.add_argument("--force", action="store_true", help="regrade unchanged submissions too")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(run=cmd_grade)
+
+    p = commands.add_parser("feedback", help="one HTML feedback file per student, without hidden tests")
+    p.add_argument("assignment")
+    p.set_defaults(run=cmd_feedback)
+
+    p = commands.add_parser("export", help="grades for nbgrader (CSV with per-test columns), Canvas and Moodle")
+    p.add_argument("assignment")
+    p.add_argument("--canvas-column", help="the assignment's column in Canvas, e.g. 'Losses (12345)'")
+    p.set_defaults(run=cmd_export)
+
+    p = commands.add_parser("report", help="item analysis: pass rates, common failures, score histogram, timings")
+    p.add_argument("assignment")
+    p.set_defaults(run=cmd_report)
+
+    p = commands.add_parser("publish", help="write the student-facing copy of the course (no solutions)")
+    p.add_argument("dest", help="folder to write (e.g. a clone of the public repository)")
+    p.add_argument("--force", action="store_true", help="write into a non-empty folder that is not a git clone")
+    p.set_defaults(run=cmd_publish)
 
     p = commands.add_parser("pages", help="write the website's exercise pages (book/exercises/) from exercises/")
     p.add_argument("--check", action="store_true", help="only report pages out of sync (exit 1 if any)")

@@ -49,9 +49,9 @@ def _make_client(nb: NotebookNode, km, kc, timeout: int | None):
     from autograder.nbgrader_api import load_config
 
     class SandboxExecute(Execute):
-        # Output can trail the execute reply by a few seconds on a busy machine; nbgrader's 4 s would then
-        # fail the whole notebook.
-        iopub_timeout = 30
+        # How long output may trail the execute reply (and an interrupted kernel may take to stop): on a busy
+        # machine nbgrader's 4 s can fail a whole notebook.
+        iopub_timeout = 10
 
     client = SandboxExecute(config=load_config())
     # A kernel it did not start: nbclient then neither starts nor shuts one down.

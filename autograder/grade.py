@@ -231,6 +231,9 @@ class Grader:
                 results[student_id] = previous
             else:
                 jobs.append(Job(student_id, files, key))
+        if results:
+            print(f"{len(results)} submissions unchanged since they were graded: skipped (--force regrades them)",
+                  file=sys.stderr)
         if jobs:
             results.update({r.student_id: r for r in self.run(jobs, skipped=len(results))})
         return [results[s] for s in sorted(results)]
@@ -450,7 +453,7 @@ def describe_failure(cell: NotebookNode) -> tuple[str, str, bool]:
             if number == line:
                 hidden = inside
                 break
-    return "failed", message[:500], hidden
+    return "failed", message, hidden
 
 
 def _progress(total: int, initial: int, assignment: str, enabled: bool):

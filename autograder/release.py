@@ -1,7 +1,9 @@
 """Release: generate the student notebooks in ``exercises/`` from the sources in ``solutions/``.
 
 Steps, in order:
-1. sync the Colab setup cells of every notebook with ``_config.yml`` (the release must carry current settings);
+1. sync the Colab setup cells of every notebook with ``_config.yml`` (the release must carry current settings),
+   and the final pre-submission check cell of each released source notebook with its graded cells (the check
+   must know the cells the students receive);
 2. run nbgrader's ``generate_assignment`` without a database (releasing needs no gradebook; grading rebuilds
    the same checksums from the same sources);
 3. rewrite each generated notebook in canonical form, so the same sources always give the same bytes.
@@ -14,7 +16,11 @@ from pathlib import Path
 import nbformat
 
 from autograder.nbgrader_api import ROOT, assignments, check, load_config, make_api
+from autograder.notebooks import is_answer, is_test, nbgrader_meta
 from dlcourse.course import SETUP_TAG, load_config as load_course_config, setup_cell_source
+from dlcourse.submission import CHECK_TAG, check_cell_source
+
+CHECK_GRADE_ID = "check"
 
 
 def notebooks_with_setup_cells(root: Path = ROOT) -> list[Path]:
@@ -44,6 +50,46 @@ def sync_setup_cells(root: Path = ROOT, check_only: bool = False) -> list[Path]:
     return changed
 
 
+def expected_check_cell(nb: nbformat.NotebookNode, notebook_name: str) -> str:
+    """The check cell's source for a source notebook: its nbgrader code cells with their kind or points."""
+    cells = {}
+    for cell in nb.cells:
+        meta = nbgrader_meta(cell)
+        grade_id = meta.get("grade_id")
+        if cell.cell_type != "code" or not grade_id or grade_id == CHECK_GRADE_ID:
+            continue
+        cells[grade_id] = meta.get("points", 0) if is_test(cell) else "answer" if is_answer(cell) else "locked"
+    return check_cell_source(notebook_name, cells)
+
+
+def sync_check_cells(names: list[str] | None = None, root: Path = ROOT, check_only: bool = False) -> list[Path]:
+    """Make the last cell of each source notebook of ``names`` (default: all assignments) the locked
+    pre-submission check cell (``dlcourse.submission``) for its current graded cells; return the notebooks
+    that were (or would be) changed."""
+    changed = []
+    for name in names or assignments(root):
+        for path in sorted((root / "solutions" / name).glob("*.ipynb")):
+            nb = nbformat.read(path, as_version=4)
+            source = expected_check_cell(nb, path.name)
+            found = [c for c in nb.cells if CHECK_TAG in c.get("metadata", {}).get("tags", [])]
+            cell = found[-1] if found else nbformat.v4.new_code_cell(source)
+            metadata = {"nbgrader": {"grade": False, "grade_id": CHECK_GRADE_ID, "locked": True,
+                                     "schema_version": 3, "solution": False, "task": False},
+                        "tags": [CHECK_TAG]}
+            if len(found) == 1 and nb.cells[-1] is cell and cell.source == source and \
+                    all(cell.metadata.get(k) == v for k, v in metadata.items()):
+                continue
+            changed.append(path)
+            if check_only:
+                continue
+            nb.cells = [c for c in nb.cells if not any(c is f for f in found)]
+            cell.source = source
+            cell.metadata.update(metadata)
+            nb.cells.append(cell)
+            write_canonical(nb, path)
+    return changed
+
+
 def write_canonical(nb: nbformat.NotebookNode, path: Path) -> None:
     """Write a notebook without outputs or execution counts, in nbformat's standard layout."""
     for cell in nb.cells:
@@ -63,6 +109,7 @@ def release(names: list[str] | None = None, root: Path = ROOT, release_dir: Path
     """
     if release_dir is None:
         sync_setup_cells(root)
+        sync_check_cells(names, root)
     config = load_config(GenerateAssignment={"no_database": True}, SaveCells={"enabled": False})
     if release_dir is not None:
         config.CourseDirectory.release_directory = str(release_dir)

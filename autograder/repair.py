@@ -100,7 +100,7 @@ def upgrade_format(nb: NotebookNode, reference: Reference) -> list[str]:
     missing = [c for c in nb.cells if not c.get("id")]
     seen, duplicated = set(), []
     for cell in nb.cells:
-        if cell.get("id") in seen:
+        if cell.get("id") and cell.get("id") in seen:
             duplicated.append(cell)
         seen.add(cell.get("id"))
     if nb.nbformat_minor >= 5 and not missing and not duplicated:

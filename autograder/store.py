@@ -80,12 +80,14 @@ class Result:
 
     @property
     def flags(self) -> list[str]:
-        """What an instructor should look at: repairs, tampering, kernel problems."""
+        """What an instructor should look at: repairs, tampering, kernel problems, timeouts (a rejected
+        submission's reason is in ``reason``)."""
         found = []
         for n in self.notebooks:
             found += [f"repaired: {r}" for r in n.repairs]
             found += [f"tampering neutralised: {t}" for t in n.tampering]
-            found += [f"problem: {n.problem}"] if n.problem else []
+            found += [f"problem: {n.problem}"] if n.problem and self.status == "graded" else []
+            found += [f"timed out: {t.grade_id}" for t in n.tests if t.outcome == "timeout"]
         return found
 
     @classmethod

@@ -5,7 +5,8 @@ references to the NumPy functions it needs (taken in the locked import cell, bef
 patched ``np.allclose`` does not fool it. What it cannot defend against is code that changes the test cells'
 world itself: rebinding ``assert_close``, patching a module the tests use (``np.testing.assert_allclose = ...``,
 ``setattr(torch, ...)``, ``sys.modules[...] = ...``), reaching into the interpreter (``get_ipython()`` hooks,
-frames, ``gc.get_referrers``, ``ctypes``), or hiding any of that in ``exec``/``eval``.
+frames, ``gc.get_referrers``, ``ctypes``), reading the tests' source from IPython's history (``In``), or
+hiding any of that in ``exec``/``eval``.
 
 :func:`scan` reads the student-editable code cells statically (nothing is executed) and reports each such
 statement; :func:`neutralize` replaces each one with ``pass`` and a comment before the notebook runs. A
@@ -34,7 +35,9 @@ MUTATING_METHODS = {"update", "pop", "popitem", "setdefault", "clear", "__setite
 # Attributes that lead to frames and namespaces of other code (the test cells').
 FORBIDDEN_ATTRIBUTES = {"f_back", "f_globals", "f_locals", "f_builtins", "tb_frame", "gi_frame", "cr_frame",
                         "ag_frame", "__globals__", "__builtins__", "__subclasses__"}
-FORBIDDEN_MODULES = {"ctypes", "cffi", "_ctypes", "_thread", "faulthandler"}
+FORBIDDEN_MODULES = {"ctypes", "cffi", "_ctypes", "_thread", "faulthandler", "linecache"}
+# IPython's input and output history in the kernel's namespace: the source of the cells that ran, tests included.
+HISTORY_NAMES = {"In", "Out", "_ih", "_oh", "_dh"}
 # What student code may call on get_ipython(): line and cell magics (%timeit, %%time) and shell escapes (!ls).
 SHELL_METHODS = {"run_line_magic", "run_cell_magic", "system", "getoutput"}
 # Chains starting with these calls are as good as a protected module.
@@ -214,6 +217,8 @@ class _Scanner(ast.NodeVisitor):
     def visit_Name(self, node: ast.Name) -> None:
         if node.id == "__builtins__":
             self.flag("uses __builtins__")
+        elif node.id in HISTORY_NAMES and isinstance(node.ctx, ast.Load):
+            self.flag(f"reads {node.id}, IPython's history of the cells that ran (the tests' source)")
 
 
 def protected_names(locked_sources: list[str]) -> tuple[dict[str, str], dict[str, str]]:

@@ -1,0 +1,106 @@
+"""Export: the grades of one assignment as files an instructor uploads.
+
+- ``exports/<assignment>/grades.csv``: nbgrader's CSV columns (``nbgrader export``) plus one column of points per
+  test cell, quoted by Python's csv module (a name with a comma or a quote stays one field);
+- ``canvas.csv``: Canvas' gradebook import (Student, ID, SIS User ID, SIS Login ID, Section, the assignment's
+  column; a "Points Possible" row). Canvas matches rows by ``ID``, the Canvas user id that ``collect`` read from
+  Canvas' download names; the column should be the one Canvas shows, e.g. ``Losses (12345)``;
+- ``moodle.csv``: Moodle's offline grading worksheet (Identifier ``Participant <id>``, Full name, Email
+  address, Grade, Maximum Grade, Feedback comments), uploaded with *Upload grading worksheet*.
+
+Scores are read from the gradebook, so manual grades entered in formgrader are exported too.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+from autograder.nbgrader_api import grading_dir, load_config
+from autograder.repair import Reference
+from autograder.store import load_results, load_roster
+
+NBGRADER_COLUMNS = ["assignment", "duedate", "timestamp", "student_id", "last_name", "first_name", "email",
+                    "raw_score", "late_submission_penalty", "score", "max_score"]
+
+
+def _number(value) -> str:
+    return "" if value is None else f"{float(value):g}"
+
+
+def gradebook_rows(assignment: str) -> tuple[list[str], list[dict]]:
+    """The test columns and one row per submission (nbgrader's columns and the points of each test cell)."""
+    from nbgrader.api import Gradebook
+
+    config = load_config()
+    release = grading_dir(config) / "release" / assignment
+    tests = []
+    notebooks = sorted(release.glob("*.ipynb"))
+    for path in notebooks:
+        prefix = f"{path.stem}:" if len(notebooks) > 1 else ""
+        tests += [prefix + grade_id for grade_id in Reference.from_notebook(path).tests]
+    rows = []
+    with Gradebook(config.CourseDirectory.db_url) as gradebook:
+        record = gradebook.find_assignment(assignment)
+        for submission in sorted(record.submissions, key=lambda s: s.student.id):
+            student = submission.student
+            row = {"assignment": assignment, "duedate": record.duedate or "",
+                   "timestamp": submission.timestamp or "", "student_id": student.id,
+                   "last_name": student.last_name or "", "first_name": student.first_name or "",
+                   "email": student.email or "", "raw_score": _number(submission.score),
+                   "late_submission_penalty": _number(submission.late_submission_penalty),
+                   "score": _number(submission.score - submission.late_submission_penalty),
+                   "max_score": _number(submission.max_score)}
+            for notebook in submission.notebooks:
+                prefix = f"{notebook.name}:" if len(notebooks) > 1 else ""
+                for grade in notebook.grades:
+                    if prefix + grade.name in tests:
+                        row[prefix + grade.name] = _number(grade.score)
+            rows.append(row)
+    return tests, rows
+
+
+def export(assignment: str, canvas_column: str | None = None) -> list[Path]:
+    """Write the three grade files; return their paths."""
+    tests, rows = gradebook_rows(assignment)
+    roster = load_roster()
+    comments = {r.student_id: "; ".join(f"{t.grade_id}: {t.outcome}" for n in r.notebooks for t in n.tests
+                                        if t.outcome != "passed") for r in load_results(assignment)}
+    folder = grading_dir() / "exports" / assignment
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+
+    path = folder / "grades.csv"
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, NBGRADER_COLUMNS + tests, restval="")
+        writer.writeheader()
+        writer.writerows(rows)
+    written.append(path)
+
+    path = folder / "canvas.csv"
+    column = canvas_column or assignment
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["Student", "ID", "SIS User ID", "SIS Login ID", "Section", column])
+        max_score = rows[0]["max_score"] if rows else ""
+        writer.writerow(["    Points Possible", "", "", "", "", max_score])
+        for row in rows:
+            person = roster.get(row["student_id"], {})
+            canvas_id = person.get("lms_user_id", "") if person.get("lms") == "canvas" else ""
+            name = ", ".join(filter(None, [row["last_name"], row["first_name"]])) or row["student_id"]
+            writer.writerow([name, canvas_id, "", row["student_id"] if not canvas_id else "", "", row["score"]])
+    written.append(path)
+
+    path = folder / "moodle.csv"
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["Identifier", "Full name", "Email address", "Grade", "Maximum Grade", "Feedback comments"])
+        for row in rows:
+            person = roster.get(row["student_id"], {})
+            identifier = (f"Participant {person['lms_user_id']}" if person.get("lms") == "moodle"
+                          else row["student_id"])
+            name = " ".join(filter(None, [row["first_name"], row["last_name"]])) or row["student_id"]
+            writer.writerow([identifier, name, row["email"], row["score"], row["max_score"],
+                             comments.get(row["student_id"], "")])
+    written.append(path)
+    return written
