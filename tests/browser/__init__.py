@@ -1,0 +1,1 @@
+"""Browser tests of the built website (pytest + Playwright + Debian's Chromium)."""
