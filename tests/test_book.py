@@ -3,21 +3,15 @@
 from __future__ import annotations
 
 import pytest
-import yaml
 
-from conftest import ROOT
+from test_hygiene import toc_files
 
 pytestmark = pytest.mark.slow
 
 
-def toc_pages() -> list[str]:
-    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
-    return [toc["root"]] + [ch["file"] for part in toc.get("parts", []) for ch in part.get("chapters", [])]
-
-
 def test_every_page_of_the_table_of_contents_is_built(built_book):
     """Does every page listed in _toc.yml have its HTML page?"""
-    missing = [page for page in toc_pages() if not (built_book / f"{page}.html").is_file()]
+    missing = [page for page in toc_files() if not (built_book / f"{page}.html").is_file()]
     assert not missing, f"pages not built: {missing}"
 
 
