@@ -178,9 +178,12 @@ def identify_student(file: InputFile, patterns: list[tuple[str, str]], assignmen
                 except ValueError:
                     pass
         elif "student" in groups:
-            if lms == "file" and _normalise(groups["student"] + ".ipynb")[0] in _all_notebook_names():
-                continue   # "losses.ipynb" alone names a notebook, not a student
-            file.student_id = groups["student"]
+            student = groups["student"]
+            if lms == "file":   # "Copy of alice (1).ipynb" is alice's; "losses.ipynb" alone names no student
+                student = _normalise(student + ".ipynb")[0].removesuffix(".ipynb")
+                if student + ".ipynb" in _all_notebook_names():
+                    continue
+            file.student_id = student
             file.person = _person("", "", lms if lms not in ("folder", "file") else "", "")
         else:
             name = groups.get("name", "")

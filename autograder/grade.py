@@ -134,6 +134,11 @@ def _preprocessors(names: list[str], config) -> list:
 
 # Steps 4 and 8: nbgrader's Autograde.sanitize_preprocessors and autograde_preprocessors (minus Execute, step 6,
 # and the disabled-by-default IgnorePattern and ClearMetadataPreprocessor), in nbgrader's order.
+# What a kernel imports while it starts (IPython's shell, the debugger, the history database): imported once in
+# each kernel factory, a kernel starts in about a third of the CPU time.
+KERNEL_MODULES = ("ipykernel.kernelapp", "ipykernel.ipkernel", "ipykernel.zmqshell", "ipykernel.debugger",
+                  "IPython.core.interactiveshell", "IPython.core.completer", "debugpy", "comm", "sqlite3",
+                  "pygments.lexers.python")
 RESTORE_STEPS = ["ClearOutput", "DeduplicateIds", "OverwriteKernelspec", "OverwriteCells", "CheckCellMetadata"]
 SCORE_STEPS = ["LimitOutput", "SaveAutoGrades", "AssignLatePenalties", "CheckCellMetadata"]
 
@@ -170,7 +175,7 @@ class Grader:
 
         from autograder.tampering import _python
 
-        modules = ["ipykernel.kernelapp"]
+        modules = list(KERNEL_MODULES)
         for path in self.sources:
             for cell in nbformat.read(path, as_version=4).cells:
                 if cell.cell_type != "code":

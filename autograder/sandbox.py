@@ -39,7 +39,7 @@ from jupyter_client.connect import write_connection_file
 ZYGOTE = Path(__file__).with_name("zygote.py")
 # Where a slot's folder appears inside its sandbox (the kernel sees /sandbox/work as its working folder).
 SANDBOX_DIR = "/sandbox"
-# One unprivileged user id per slot when grading as root (RLIMIT_NPROC counts per user: slots must not share).
+# Unprivileged user ids of the kernels when grading as root: 2,000,000 and up, one per slot and run.
 KERNEL_UID_BASE = 2_000_000
 
 
@@ -256,7 +256,8 @@ class Slot:
         self.work = self.dir / "work"
         self.ipc = self.dir / "ipc"
         self.as_root = os.geteuid() == 0
-        self.kernel_uid = KERNEL_UID_BASE + self.index if self.as_root else None
+        # Unique per slot and per grading run: RLIMIT_NPROC counts per user id across the whole machine.
+        self.kernel_uid = KERNEL_UID_BASE + (os.getpid() % 100_000) * 100 + self.index if self.as_root else None
         self._lock = threading.Lock()
         self._kernels = 0
 
@@ -299,6 +300,9 @@ class Slot:
 
     def wait_ready(self, timeout: float = 300) -> None:
         self.ready_info = self._request(None, timeout=timeout)
+        if self.ready_info.get("threads", 1) != 1:
+            raise SandboxError(f"a preloaded module started threads in the kernel factory, which then cannot "
+                               f"fork kernels safely: {self.ready_info}")
         if not self.ready_info.get("ready"):
             raise SandboxError(f"the kernel factory of slot {self.index} did not start: {self.ready_info}")
 
@@ -321,7 +325,7 @@ class Slot:
             line = self.process.stdout.readline() if ready else ""
             if not line:
                 log = (self.dir / "factory.log").read_text(errors="replace")[-2000:]
-                raise SandboxError(f"the kernel factory of slot {self.index} did not answer {message.get('op')!r}:"
+                raise SandboxError(f"the kernel factory of slot {self.index} did not answer {(message or {}).get('op', 'ready')!r}:"
                                    f"\n{log}")
             return json.loads(line)
 

@@ -26,10 +26,12 @@ from autograder.notebooks import nbgrader_meta
 # Modules the tests rely on: assigning to their attributes (or their submodules') is tampering.
 PROTECTED_MODULES = {"numpy", "torch", "dlcourse", "builtins", "sys", "math", "IPython", "ipykernel", "random",
                      "unittest", "operator", "functools", "importlib", "inspect", "types", "os"}
-# Calls that run code the scanner cannot read, reach other frames or objects, or re-import a patched module.
-FORBIDDEN_CALLS = {"exec", "eval", "compile", "__import__", "reload", "import_module", "settrace", "setprofile",
-                   "_getframe", "currentframe", "stack", "getouterframes", "get_referrers", "get_referents",
-                   "get_objects"}
+# Calls that run code the scanner cannot read, reach other frames or objects, or re-import a patched module,
+# by their full name (``model.eval()`` is not ``eval()``).
+FORBIDDEN_CALLS = {"exec", "eval", "compile", "__import__", "breakpoint", "importlib.reload", "importlib.import_module",
+                   "sys.settrace", "sys.setprofile", "sys._getframe", "threading.settrace", "threading.setprofile",
+                   "inspect.currentframe", "inspect.stack", "inspect.getouterframes", "gc.get_referrers",
+                   "gc.get_referents", "gc.get_objects"}
 SETATTR_CALLS = {"setattr", "delattr", "__setattr__", "__delattr__"}
 MUTATING_METHODS = {"update", "pop", "popitem", "setdefault", "clear", "__setitem__", "__delitem__"}
 # Attributes that lead to frames and namespaces of other code (the test cells').
@@ -193,11 +195,20 @@ class _Scanner(ast.NodeVisitor):
             self.check_binding(node.target.id)
         self.generic_visit(node)
 
+    def full_name(self, node: ast.AST) -> str:
+        """``sys._getframe`` for ``sys._getframe`` or for ``_getframe`` imported from sys ("" if unknown)."""
+        dotted = _dotted(node)
+        if not dotted:
+            return ""
+        first, _, rest = dotted.partition(".")
+        module = self.aliases.get(first, first)
+        return f"{module}.{rest}" if rest else module
+
     def visit_Call(self, node: ast.Call) -> None:
         name = _dotted(node.func).split(".")[-1] or getattr(node.func, "attr", "")
         if name == "get_ipython" and id(node) not in self.shell_calls:
             self.flag("uses get_ipython() for something else than a magic or a shell command")
-        elif name in FORBIDDEN_CALLS:
+        elif self.full_name(node.func) in FORBIDDEN_CALLS:
             self.flag(f"calls {ast.unparse(node.func)}(...), which can change the tests or run unreadable code")
         elif name in SETATTR_CALLS and node.args and self.protected(node.args[0]):
             self.flag(f"calls {ast.unparse(node.func)} on {ast.unparse(node.args[0])}, which the tests use")

@@ -200,7 +200,11 @@ def main():
     sys.meta_path.remove(_NotBeforeTheKernel)
     with open("/proc/self/status") as status:
         vmsize = next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmSize:"))
-    reply({"ready": True, "loaded": loaded, "failed": failed, "vmsize": vmsize, "pid": os.getpid()})
+    threads = len(os.listdir("/proc/self/task"))   # forking is only safe from a single-threaded process
+    reply({"ready": threads == 1, "loaded": loaded, "failed": failed, "vmsize": vmsize, "pid": os.getpid(),
+           "threads": threads})
+    if threads != 1:
+        return
 
     children, exits = [], {}
     for line in control_in:

@@ -122,9 +122,18 @@ def check_integrity(nb: dict, name: str, expected_name: str, cells: Mapping[str,
         where = found.get(grade_id, [])
         what = "test cell" if not isinstance(kind, str) else ("answer cell" if kind == "answer" else "given cell")
         if not where:
-            problems.append(f"The {what} '{grade_id}' is missing: you deleted it, or its grading information was "
-                            f"lost (for example by re-typing it). Undo the deletion (Edit > Undo), or copy "
-                            f"the cell from a fresh copy of the notebook into the same place.")
+            # A test cell's first line names what it tests ("# mse_loss: ..."): it may still be there, stripped.
+            stripped = [i for i, c in enumerate(code_cells, start=1) if not _meta(c).get("grade_id") and
+                        not isinstance(kind, str) and
+                        _first_comment(_source(c)).startswith(f"# {grade_id.removeprefix('test_')}:")]
+            if stripped:
+                problems.append(f"Cell {stripped[0]} looks like the test cell '{grade_id}' but lost its grading "
+                                f"information, so it would not be graded: replace it with the cell from a fresh "
+                                f"copy of the notebook.")
+            else:
+                problems.append(f"The {what} '{grade_id}' is missing: you deleted it, or its grading information "
+                                f"was lost (for example by re-typing it). Undo the deletion (Edit > Undo), or copy "
+                                f"the cell from a fresh copy of the notebook into the same place.")
             continue
         if len(where) > 1:
             problems.append(f"The {what} '{grade_id}' appears {len(where)} times (cells {', '.join(map(str, where))}): "

@@ -1,0 +1,119 @@
+"""The parallel grader against stock nbgrader, and what an interrupted run leaves behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from autograder.notebooks import build_submission
+from conftest import ROOT, run_autograder
+from test_assignments import split_mutant
+
+pytestmark = pytest.mark.slow
+ASSIGNMENT = "01-losses"
+NOTEBOOK = "losses.ipynb"
+
+
+def write(folder: Path, submissions: dict[str, nbformat.NotebookNode]) -> None:
+    for student, nb in submissions.items():
+        (folder / student).mkdir(parents=True, exist_ok=True)
+        nbformat.write(nb, folder / student / NOTEBOOK)
+
+
+def well_formed() -> dict[str, nbformat.NotebookNode]:
+    """Submissions stock nbgrader grades correctly: right, blank, and wrong in visible and in hidden tests."""
+    mutants = ROOT / "tests" / "mutants" / ASSIGNMENT
+    return {
+        "correct": build_submission(ASSIGNMENT),
+        "blank": nbformat.read(ROOT / "exercises" / ASSIGNMENT / NOTEBOOK, as_version=4),
+        "mae-squared": build_submission(ASSIGNMENT, split_mutant(mutants / "mae_squared.py")[1]),
+        "softmax-unstable": build_submission(ASSIGNMENT, split_mutant(mutants / "softmax_unstable.py")[1]),
+        "grad-not-averaged": build_submission(ASSIGNMENT,
+                                              split_mutant(mutants / "cross_entropy_grad_not_averaged.py")[1]),
+    }
+
+
+def cell_scores(db: Path) -> dict[tuple[str, str], float]:
+    from nbgrader.api import Gradebook
+
+    with Gradebook(f"sqlite:///{db}") as gradebook:
+        return {(s.student.id, g.name): float(g.auto_score)
+                for s in gradebook.find_assignment(ASSIGNMENT).submissions
+                for n in s.notebooks for g in n.grades if g.max_score}
+
+
+def test_scores_equal_stock_nbgrader_autograde(tmp_path):
+    """Does every test cell of well-formed submissions score what sequential `nbgrader autograde` gives it?"""
+    submissions = well_formed()
+    write(tmp_path / "in", submissions)
+    ours = dict(os.environ, DLCOURSE_GRADING_DIR=str(tmp_path / "ours"))
+    result = run_autograder("grade", ASSIGNMENT, str(tmp_path / "in"), env=ours)
+    assert result.returncode == 0, result.stderr[-3000:]
+
+    # Stock nbgrader: its own API, one student after the other, on a gradebook of its own.
+    stock_dir = tmp_path / "stock"
+    script = f"""
+import os, shutil, sys
+os.environ["DLCOURSE_GRADING_DIR"] = {str(stock_dir)!r}
+sys.path.insert(0, {str(ROOT)!r})
+from autograder.nbgrader_api import check, grading_dir, load_config, make_api
+config = load_config()
+config.CourseDirectory.release_directory = str(grading_dir(config) / "release")
+api = make_api(config)
+check(api.generate_assignment({ASSIGNMENT!r}, force=True, create=True), "generate")
+for student in {sorted(submissions)!r}:
+    target = grading_dir(config) / "submitted" / student / {ASSIGNMENT!r}
+    target.mkdir(parents=True)
+    shutil.copyfile({str(tmp_path / "in")!r} + f"/{{student}}/{NOTEBOOK}", target / {NOTEBOOK!r})
+    check(api.autograde({ASSIGNMENT!r}, student, force=True, create=True), f"autograde {{student}}")
+"""
+    env = dict(os.environ, PATH=str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", ""))
+    stock = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert stock.returncode == 0, stock.stderr[-3000:]
+    expected = cell_scores(stock_dir / "gradebook.db")
+    assert len(expected) == 7 * len(submissions)
+    assert 0 < sum(expected.values()) < 15 * len(submissions)   # the cases differ: some tests fail
+    assert cell_scores(tmp_path / "ours" / "gradebook.db") == expected
+
+
+def test_an_interrupted_run_loses_no_result_and_resumes(tmp_path):
+    """After Ctrl-C in the middle of a batch, are the finished results intact, no sandbox left, and does the next
+    run grade only what is missing?"""
+    submissions = {f"s{i}": build_submission(ASSIGNMENT) for i in range(5)}
+    write(tmp_path / "in", submissions)
+    grading = tmp_path / "grading"
+    env = dict(os.environ, DLCOURSE_GRADING_DIR=str(grading),
+               PATH=str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", ""))
+    process = subprocess.Popen([sys.executable, "-m", "autograder", "grade", ASSIGNMENT, str(tmp_path / "in"),
+                                "--workers", "1", "--no-progress"], cwd=ROOT, env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    results = grading / "results" / ASSIGNMENT
+    deadline = time.monotonic() + 600
+    while not list(results.glob("s*.json")) and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.2)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    done = {p.name: p.stat().st_mtime_ns for p in results.glob("s*.json")}
+    assert done, stderr[-3000:]
+    assert len(done) < len(submissions), "the run was to be interrupted before the end"
+    for path in results.glob("s*.json"):
+        assert json.loads(path.read_text())["score"] == 15   # complete records only
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            cwd = os.readlink(f"/proc/{pid}/cwd")
+        except OSError:
+            continue
+        assert not (cwd.endswith("(deleted)") and "/sandbox/" in cwd), f"process {pid} survived in {cwd}"
+    again = run_autograder("grade", ASSIGNMENT, "--workers", "1", env=env)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert f"{len(done)} submissions unchanged" in again.stderr
+    assert {p.name: p.stat().st_mtime_ns for p in results.glob("s*.json") if p.name in done} == done
+    assert len(list(results.glob("s*.json"))) == len(submissions)
