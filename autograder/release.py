@@ -6,7 +6,8 @@ Steps, in order:
    must know the cells the students receive);
 2. run nbgrader's ``generate_assignment`` without a database (releasing needs no gradebook; grading rebuilds
    the same checksums from the same sources);
-3. rewrite each generated notebook in canonical form, so the same sources always give the same bytes.
+3. rewrite each generated notebook in canonical form, so the same sources always give the same bytes;
+4. regenerate the website's exercise pages, which describe the released notebooks.
 """
 
 from __future__ import annotations
@@ -120,4 +121,8 @@ def release(names: list[str] | None = None, root: Path = ROOT, release_dir: Path
         for path in sorted((release_dir or root / "exercises").joinpath(name).glob("*.ipynb")):
             write_canonical(nbformat.read(path, as_version=4), path)
             written.append(path)
+    if release_dir is None:
+        from autograder.site import write_pages
+
+        write_pages(root)   # the website's exercise pages describe the released notebooks
     return written
