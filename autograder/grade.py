@@ -132,13 +132,13 @@ def _preprocessors(names: list[str], config) -> list:
     return [getattr(nbgrader_preprocessors, name)(config=config) for name in names]
 
 
-# Steps 4 and 8: nbgrader's Autograde.sanitize_preprocessors and autograde_preprocessors (minus Execute, step 6,
-# and the disabled-by-default IgnorePattern and ClearMetadataPreprocessor), in nbgrader's order.
 # What a kernel imports while it starts (IPython's shell, the debugger, the history database): imported once in
 # each kernel factory, a kernel starts in about a third of the CPU time.
 KERNEL_MODULES = ("ipykernel.kernelapp", "ipykernel.ipkernel", "ipykernel.zmqshell", "ipykernel.debugger",
                   "IPython.core.interactiveshell", "IPython.core.completer", "debugpy", "comm", "sqlite3",
                   "pygments.lexers.python")
+# Steps 4 and 8: nbgrader's Autograde.sanitize_preprocessors and autograde_preprocessors (minus Execute, step 6,
+# and the disabled-by-default IgnorePattern and ClearMetadataPreprocessor), in nbgrader's order.
 RESTORE_STEPS = ["ClearOutput", "DeduplicateIds", "OverwriteKernelspec", "OverwriteCells", "CheckCellMetadata"]
 SCORE_STEPS = ["LimitOutput", "SaveAutoGrades", "AssignLatePenalties", "CheckCellMetadata"]
 
@@ -225,7 +225,6 @@ class Grader:
         if not submitted:
             raise NbgraderError(f"nothing collected for {self.assignment}: run `python -m autograder collect "
                                 f"{self.assignment} INPUT...` first")
-        self.register()
         settings_key = self.settings.fingerprint()
         source_key = file_digest(*self.sources, *self.shipped_files().values())
         jobs, results = [], {}
@@ -239,22 +238,27 @@ class Grader:
         if results:
             print(f"{len(results)} submissions unchanged since they were graded: skipped (--force regrades them)",
                   file=sys.stderr)
-        if jobs:
-            results.update({r.student_id: r for r in self.run(jobs, skipped=len(results))})
-        return [results[s] for s in sorted(results)]
-
-    def run(self, jobs: list[Job], skipped: int = 0) -> list[Result]:
-        workers = self.settings.workers or len(os.sched_getaffinity(0))
+        if not jobs:
+            self.register()
+            return [results[s] for s in sorted(results)]
+        workers = min(self.settings.workers or len(os.sched_getaffinity(0)), len(jobs))
         sandboxed = self.settings.isolation != "none" and bubblewrap_works()
         if self.settings.isolation == "bwrap" and not sandboxed:
             raise NbgraderError("--isolation bwrap: " + isolation_warning())
         if not sandboxed:
             print(f"warning: {isolation_warning()}", file=sys.stderr)
+        # The kernel factories import their modules while the gradebook is prepared.
+        with SlotPool(workers, self.settings.limits, self.preload_modules(), self.shipped_files(),
+                      sandboxed) as pool:
+            self.register()
+            results.update({r.student_id: r for r in self.run(jobs, pool, workers, skipped=len(results))})
+        return [results[s] for s in sorted(results)]
+
+    def run(self, jobs: list[Job], pool: SlotPool, workers: int, skipped: int = 0) -> list[Result]:
         done: list[Result] = []
         bar = _progress(len(jobs) + skipped, skipped, self.assignment, self.settings.progress)
         failures = 0
-        with SlotPool(min(workers, len(jobs)), self.settings.limits, self.preload_modules(),
-                      self.shipped_files(), sandboxed) as pool, ThreadPoolExecutor(workers) as executor:
+        with ThreadPoolExecutor(workers) as executor:
             queue, running = deque(jobs), {}
             try:
                 while queue or running:

@@ -5,7 +5,7 @@ folder) and ``python -m autograder release`` generates the student versions into
 release folder). Submissions, the gradebook and feedback live in the instructor's working folder, outside git:
 ``$DLCOURSE_GRADING_DIR``, by default ``.grading/`` in the repository (ignored by git).
 
-Use it with stock nbgrader too: ``nbgrader <command> --config autograder/nbgrader_config.py``.
+Use it with stock nbgrader too: ``nbgrader <command> --NbGrader.config_file=autograder/nbgrader_config.py``.
 """
 
 import os

@@ -94,14 +94,27 @@ def _system_binds() -> list[str]:
     return args
 
 
-def _python_binds() -> list[str]:
-    """Read-only views of the interpreter, the virtual environment and the course's helper package."""
+def _python_paths() -> set[Path]:
+    """The interpreter, the virtual environment and the course's helper package."""
     import dlcourse
 
-    paths = {Path(sys.base_prefix).resolve(), Path(sys.prefix), Path(sys.prefix).resolve(),
-             Path(dlcourse.__file__).resolve().parent}
+    return {Path(sys.base_prefix).resolve(), Path(sys.prefix), Path(sys.prefix).resolve(),
+            Path(dlcourse.__file__).resolve().parent}
+
+
+def _others_can_read(paths: set[Path]) -> bool:
+    """Whether any user can reach these folders (every folder on the way is searchable by others)."""
+    for path in paths:
+        for folder in [path, *path.parents]:
+            if not os.stat(folder).st_mode & 0o001:
+                return False
+    return True
+
+
+def _python_binds() -> list[str]:
+    """Read-only views of the interpreter, the virtual environment and the course's helper package."""
     args = []
-    for path in sorted(paths, key=lambda p: len(p.parts)):
+    for path in sorted(_python_paths(), key=lambda p: len(p.parts)):
         if str(path).startswith("/usr/") or not path.exists():
             continue
         args += ["--ro-bind", str(path), str(path)]
@@ -182,10 +195,14 @@ def bubblewrap_works() -> bool:
 
 def isolation_warning() -> str:
     """What is not isolated when grading without bubblewrap."""
-    return ("bubblewrap (bwrap) is not available or cannot create namespaces here: student code runs with "
+    text = ("bubblewrap (bwrap) is not available or cannot create namespaces here: student code runs with "
             "resource limits, a scrubbed environment and its own working folder, but it CAN read files the "
             "grading user can read (solutions/, the gradebook, other submissions), use the network and leave "
             "processes behind. Install bubblewrap (apt-get install bubblewrap) to isolate it.")
+    if os.geteuid() == 0 and not _others_can_read(_python_paths()):
+        text += (" Grading as root with Python in a folder other users cannot read: kernels run as root, so "
+                 "the limit on processes does not apply either.")
+    return text
 
 
 def _write_identity(slot_dir: Path, uid: int) -> None:
@@ -256,8 +273,10 @@ class Slot:
         self.work = self.dir / "work"
         self.ipc = self.dir / "ipc"
         self.as_root = os.geteuid() == 0
-        # Unique per slot and per grading run: RLIMIT_NPROC counts per user id across the whole machine.
-        self.kernel_uid = KERNEL_UID_BASE + (os.getpid() % 100_000) * 100 + self.index if self.as_root else None
+        # Unique per slot and per grading run: RLIMIT_NPROC counts per user id across the whole machine. Without
+        # a sandbox, only if that user can reach the interpreter (not when Python lives under /root).
+        drop = self.as_root and (self.sandboxed or _others_can_read(_python_paths()))
+        self.kernel_uid = KERNEL_UID_BASE + (os.getpid() % 100_000) * 100 + self.index if drop else None
         self._lock = threading.Lock()
         self._kernels = 0
 
@@ -333,13 +352,10 @@ class Slot:
         """Stop the factory (and with it every process in the sandbox) and remove the slot's folder."""
         if self.process is not None and self.process.poll() is None:
             try:
-                self._request({"op": "exit"}, timeout=10)
-            except (SandboxError, OSError, ValueError):
-                pass
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
+                self._request({"op": "exit"}, timeout=5)
+                self.process.wait(timeout=5)
+            except (SandboxError, OSError, ValueError, subprocess.TimeoutExpired):
+                self.process.kill()   # bubblewrap takes the whole sandbox with it
                 self.process.wait()
         self.process = None
         shutil.rmtree(self.dir, ignore_errors=True)
@@ -418,7 +434,12 @@ class Slot:
 
 
 class SlotPool:
-    """``workers`` slots started in parallel; :meth:`acquire` / :meth:`release` hand them to worker threads."""
+    """``workers`` slots; :meth:`acquire` / :meth:`release` hand them to worker threads.
+
+    The factories are started at once, from the calling thread (their sandboxes live as long as it does), and
+    import their preloads in the background: :meth:`acquire` waits until a slot is ready, so the caller can
+    prepare the gradebook meanwhile.
+    """
 
     def __init__(self, workers: int, limits: Limits, preload: tuple[str, ...], shipped: dict[str, Path],
                  sandboxed: bool):
@@ -427,26 +448,39 @@ class SlotPool:
         self.root = Path(tempfile.mkdtemp(prefix="ag-"))   # short: Unix socket paths are limited to 107 bytes
         os.chmod(self.root, 0o755)
         self.slots = [Slot(i, self.root, limits, preload, shipped, sandboxed) for i in range(workers)]
-        self._free: "queue.Queue[Slot]" = queue.Queue()
+        self._free: "queue.Queue[Slot | BaseException]" = queue.Queue()
         try:
-            for slot in self.slots:   # from this thread: the sandboxes live as long as it does
+            for slot in self.slots:
                 slot.launch()
-            for slot in self.slots:   # meanwhile every factory imports the preloads, in parallel
-                slot.wait_ready()
-                self._free.put(slot)
         except BaseException:
             self.close()
             raise
+        self._waiter = threading.Thread(target=self._wait_ready, daemon=True)
+        self._waiter.start()
+
+    def _wait_ready(self) -> None:
+        for slot in self.slots:
+            try:
+                slot.wait_ready()
+                self._free.put(slot)
+            except BaseException as error:   # handed to the worker that asks for this slot
+                self._free.put(error)
 
     def acquire(self) -> Slot:
-        return self._free.get()
+        slot = self._free.get()
+        if isinstance(slot, BaseException):
+            raise slot
+        return slot
 
     def release(self, slot: Slot) -> None:
         self._free.put(slot)
 
     def close(self) -> None:
-        for slot in self.slots:
-            slot.close()
+        threads = [threading.Thread(target=slot.close) for slot in self.slots]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
         shutil.rmtree(self.root, ignore_errors=True)
 
     def __enter__(self) -> "SlotPool":
