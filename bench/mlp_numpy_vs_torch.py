@@ -8,6 +8,9 @@ accuracies agree to within noise. Prints the median time of each over a few repe
 
     python bench/mlp_numpy_vs_torch.py [--repeats 3] [--threads N]
 
+On a machine that other programs keep busy, pass ``--threads 1``: multi-threaded BLAS and PyTorch kernels then
+slow down by an order of magnitude, erratically, as their threads wait for each other, and the ratio means little.
+
 Instructor-only: it reads the reference solution from solutions/ (autograder.notebooks.load_solution).
 """
 
