@@ -275,9 +275,10 @@ class Grader:
                         failures += result.status != "graded" or any(n.problem for n in result.notebooks)
                         bar.set_postfix(failed=failures, refresh=False)
                         bar.update(1)
-            except BaseException:
+            except BaseException:   # Ctrl-C: stop the kernels now; finished results are already recorded
                 for future in running:
                     future.cancel()
+                pool.close()
                 raise
             finally:
                 bar.close()

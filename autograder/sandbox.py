@@ -135,20 +135,21 @@ def bwrap_command(slot_dir: Path, work: str, env: dict[str, str], limits: Limits
         args += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID", "--cap-add", "CAP_KILL"]
     else:
         args += ["--unshare-user"]
+    # The private /tmp first: a virtual environment under /tmp (a CI checkout) is bound on top of it, not hidden.
+    args += ["--proc", "/proc", "--dev", "/dev",
+             "--perms", "1777", "--size", str(limits.tmp_bytes), "--tmpfs", "/tmp",
+             "--perms", "1777", "--size", str(limits.tmp_bytes), "--tmpfs", "/dev/shm"]
     binds = _system_binds() + _python_binds()
     # bubblewrap creates missing parent folders of a bind as root-only (0700): the kernel's user could not
     # reach the interpreter behind /root/... Create them readable first.
     targets = [Path(binds[i + 2]) for i, arg in enumerate(binds) if arg == "--ro-bind"]
-    parents = sorted({p for t in targets for p in t.parents if p != Path("/")} - set(targets),
+    parents = sorted({p for t in targets for p in t.parents} - set(targets) - {Path("/"), Path("/tmp"), Path("/dev")},
                      key=lambda p: len(p.parts))
     for parent in parents:
         if not any(parent == t or t in parent.parents for t in targets):
             args += ["--perms", "0755", "--dir", str(parent)]
     args += binds
-    args += ["--proc", "/proc", "--dev", "/dev",
-             "--perms", "1777", "--size", str(limits.tmp_bytes), "--tmpfs", "/tmp",
-             "--perms", "1777", "--size", str(limits.tmp_bytes), "--tmpfs", "/dev/shm",
-             "--ro-bind", str(slot_dir / "etc" / "passwd"), "/etc/passwd",
+    args += ["--ro-bind", str(slot_dir / "etc" / "passwd"), "/etc/passwd",
              "--ro-bind", str(slot_dir / "etc" / "group"), "/etc/group",
              "--bind", str(slot_dir), SANDBOX_DIR,
              "--chdir", work, "--clearenv"]
@@ -193,15 +194,21 @@ def bubblewrap_works() -> bool:
         return result.returncode == 0
 
 
+def processes_can_be_limited(sandboxed: bool) -> bool:
+    """Whether a kernel's number of processes can be capped: RLIMIT_NPROC does not apply to root, and without
+    a sandbox a root grader can only drop kernels to another user if that user can reach Python."""
+    return sandboxed or os.geteuid() != 0 or _others_can_read(_python_paths())
+
+
 def isolation_warning() -> str:
     """What is not isolated when grading without bubblewrap."""
     text = ("bubblewrap (bwrap) is not available or cannot create namespaces here: student code runs with "
             "resource limits, a scrubbed environment and its own working folder, but it CAN read files the "
             "grading user can read (solutions/, the gradebook, other submissions), use the network and leave "
             "processes behind. Install bubblewrap (apt-get install bubblewrap) to isolate it.")
-    if os.geteuid() == 0 and not _others_can_read(_python_paths()):
+    if not processes_can_be_limited(False):
         text += (" Grading as root with Python in a folder other users cannot read: kernels run as root, so "
-                 "the limit on processes does not apply either.")
+                 "the limit on processes does not apply either (a fork bomb is not stopped).")
     return text
 
 

@@ -145,20 +145,28 @@ def _reap(config, children):
             break
         time.sleep(0.01)
     children.clear()
-    for root in config.get("wipe", []):   # files the submission left in private temporary folders
-        for dirpath, dirnames, filenames in os.walk(root, topdown=False):
-            for name in filenames:
-                try:
-                    os.unlink(os.path.join(dirpath, name))
-                except OSError:
-                    pass
-            for name in dirnames:
-                path = os.path.join(dirpath, name)
-                try:
-                    os.unlink(path) if os.path.islink(path) else os.rmdir(path)
-                except OSError:
-                    pass
+    for root, keep in config.get("wipe", {}).items():   # what the submission left in the private /tmp
+        for entry in os.listdir(root):
+            if entry in keep:   # the sandbox's own folders (a virtual environment bound under /tmp)
+                continue
+            top = os.path.join(root, entry)
+            if os.path.isdir(top) and not os.path.islink(top):
+                for dirpath, dirnames, filenames in os.walk(top, topdown=False):
+                    for name in filenames + [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]:
+                        _remove(os.path.join(dirpath, name), os.unlink)
+                    for name in dirnames:
+                        _remove(os.path.join(dirpath, name), os.rmdir)
+                _remove(top, os.rmdir)
+            else:
+                _remove(top, os.unlink)
     return killed
+
+
+def _remove(path, how):
+    try:
+        how(path)
+    except OSError:
+        pass
 
 
 def _status(pid, exits):
@@ -189,6 +197,8 @@ def main():
         control_out.flush()
 
     config = json.loads(control_in.readline())
+    # Folders to empty after each submission, and what they held before any kernel ran (kept).
+    config["wipe"] = {root: set(os.listdir(root)) for root in config.get("wipe", []) if os.path.isdir(root)}
     loaded, failed = [], []
     sys.meta_path.insert(0, _NotBeforeTheKernel)
     for module in config.get("preload", []):

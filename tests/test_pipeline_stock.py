@@ -36,8 +36,6 @@ def well_formed() -> dict[str, nbformat.NotebookNode]:
         "blank": nbformat.read(ROOT / "exercises" / ASSIGNMENT / NOTEBOOK, as_version=4),
         "mae-squared": build_submission(ASSIGNMENT, split_mutant(mutants / "mae_squared.py")[1]),
         "softmax-unstable": build_submission(ASSIGNMENT, split_mutant(mutants / "softmax_unstable.py")[1]),
-        "grad-not-averaged": build_submission(ASSIGNMENT,
-                                              split_mutant(mutants / "cross_entropy_grad_not_averaged.py")[1]),
     }
 
 

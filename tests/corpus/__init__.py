@@ -189,9 +189,17 @@ def _student(path: Path) -> bytes:
     return (path / "exercises" / ASSIGNMENT / NOTEBOOK).read_bytes()
 
 
-def cases(root: Path, gradebook: Path) -> list[Case]:
-    """Every case; ``gradebook`` is where the grading run keeps its gradebook (the snooper tries to read it)."""
+def cases(root: Path, gradebook: Path, fork_bomb: bool = True) -> list[Case]:
+    """Every case; ``gradebook`` is where the grading run keeps its gradebook (the snooper tries to read it).
+
+    Args:
+        fork_bomb: include the fork bomb (leave it out where nothing could bound it: root without a sandbox).
+    """
     paths = {"solutions": root / "solutions" / ASSIGNMENT / NOTEBOOK, "gradebook": gradebook}
+    return [case for case in all_cases(paths) if fork_bomb or case.student_id != "fork-bomb"]
+
+
+def all_cases(paths: dict[str, Path]) -> list[Case]:
     return [
         Case("correct", "the reference solutions", lambda p: _notebook(correct()), FULL),
         Case("blank", "the student notebook as released", _student, 0.0, set(POINTS)),
@@ -242,10 +250,10 @@ def cases(root: Path, gradebook: Path) -> list[Case]:
     ]
 
 
-def write_submissions(folder: Path, root: Path, gradebook: Path) -> list[Case]:
+def write_submissions(folder: Path, root: Path, gradebook: Path, fork_bomb: bool = True) -> list[Case]:
     """One sub-folder per student holding ``losses.ipynb``; returns the cases."""
-    all_cases = cases(root, gradebook)
-    for case in all_cases:
+    written = cases(root, gradebook, fork_bomb)
+    for case in written:
         (folder / case.student_id).mkdir(parents=True, exist_ok=True)
         (folder / case.student_id / NOTEBOOK).write_bytes(case.build(root))
-    return all_cases
+    return written
