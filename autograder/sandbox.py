@@ -419,7 +419,11 @@ class Slot:
             return False
         if self.kernel_end is not None:
             return False
-        status = self._request({"op": "poll", "pid": self.kernel_pid})
+        try:
+            status = self._request({"op": "poll", "pid": self.kernel_pid})
+        except SandboxError:   # the whole sandbox is gone (closed on Ctrl-C, or killed): so is the kernel
+            self.kernel_end = KernelEnd(signal=9)
+            return False
         if status.get("alive"):
             return True
         self.kernel_end = KernelEnd(status.get("exit"), status.get("signal"))

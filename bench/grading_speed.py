@@ -10,14 +10,16 @@ then times, one after the other on this machine:
    one after the other, with the course's configuration;
 2. the pipeline: ``python -m autograder grade`` (which registers the assignment itself).
 
-It prints both times, their ratio and whether every test cell got the same score from both. Nothing is asserted:
-timings depend on the machine and on what else runs on it (the load average is printed with them).
+It prints both times (wall clock, and CPU time of every process involved, kernels included), their ratios and
+whether every test cell got the same score from both. Nothing is asserted: timings depend on the machine and on
+what else runs on it (the load average is printed with them; CPU time depends on it least).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -51,15 +53,18 @@ def stage(grading: Path, assignment: str, submissions: dict[str, nbformat.Notebo
         (folder / "timestamp.txt").write_text("2026-03-01 12:00:00.000000 UTC")
 
 
-def run(command: list[str], grading: Path) -> float:
+def run(command: list[str], grading: Path) -> tuple[float, float]:
+    """Wall-clock seconds and CPU seconds of the command and every process it waited for (kernels included)."""
     env = dict(os.environ, DLCOURSE_GRADING_DIR=str(grading),
                PATH=str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", ""))
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
     seconds = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if result.returncode != 0:
         raise SystemExit(f"{' '.join(command)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
-    return seconds
+    return seconds, (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
 
 
 def cell_scores(grading: Path, assignment: str) -> dict[tuple[str, str], float]:
@@ -87,17 +92,19 @@ def main() -> None:
         cores = len(os.sched_getaffinity(0))
         print(f"{len(submissions)} submissions of {args.assignment} ({len(set(k.split('-', 1)[1] for k in submissions))}"
               f" variants), {cores} cores, load average before: {os.getloadavg()[0]:.1f}")
-        stock_seconds = run([nbgrader, "generate_assignment", args.assignment, f"--NbGrader.config_file={config}", "--force",
-                             f"--CourseDirectory.release_directory={stock / 'release'}"], stock)
-        stock_seconds += run([nbgrader, "autograde", args.assignment, f"--NbGrader.config_file={config}", "--force"],
-                             stock)
+        generate = run([nbgrader, "generate_assignment", args.assignment, f"--NbGrader.config_file={config}",
+                        "--force", f"--CourseDirectory.release_directory={stock / 'release'}"], stock)
+        autograde = run([nbgrader, "autograde", args.assignment, f"--NbGrader.config_file={config}", "--force"],
+                        stock)
+        stock_seconds, stock_cpu = generate[0] + autograde[0], generate[1] + autograde[1]
         print(f"stock nbgrader autograde (sequential): {stock_seconds:7.1f} s "
-              f"({stock_seconds / len(submissions):.2f} s per submission)")
-        ours_seconds = run([sys.executable, "-m", "autograder", "grade", args.assignment, "--no-progress",
-                            "--workers", str(args.workers)], ours)
+              f"({stock_seconds / len(submissions):.2f} s per submission), CPU {stock_cpu:.0f} s")
+        ours_seconds, ours_cpu = run([sys.executable, "-m", "autograder", "grade", args.assignment, "--no-progress",
+                                      "--workers", str(args.workers)], ours)
         print(f"python -m autograder grade:            {ours_seconds:7.1f} s "
-              f"({ours_seconds / len(submissions):.2f} s per submission)")
-        print(f"speed-up: {stock_seconds / ours_seconds:.1f}x   (load average after: {os.getloadavg()[0]:.1f})")
+              f"({ours_seconds / len(submissions):.2f} s per submission), CPU {ours_cpu:.0f} s")
+        print(f"speed-up: {stock_seconds / ours_seconds:.1f}x wall-clock, {stock_cpu / ours_cpu:.1f}x less CPU time "
+              f"(load average after: {os.getloadavg()[0]:.1f})")
         expected, found = cell_scores(stock, args.assignment), cell_scores(ours, args.assignment)
         differing = sorted(k for k in expected if expected[k] != found.get(k))
         print(f"scores: {len(expected)} test cells, {'identical' if not differing and expected == found else 'DIFFERENT'}"

@@ -13,7 +13,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from autograder.nbgrader_api import assignments
+from autograder.nbgrader_api import NbgraderError, assignments
 from autograder.notebooks import build_submission, nbgrader_meta, solution_code
 from autograder.publish import find_leaks, publish
 from autograder.release import expected_check_cell, sync_check_cells
@@ -128,20 +128,59 @@ def test_check_cell_lists_the_graded_cells():
             assert f'"{meta["grade_id"]}": ' in source
 
 
-def test_publish_writes_the_student_copy_without_solutions(tmp_path):
-    """Does publish copy the book, exercises and helper package, and nothing of solutions/ or the grader?"""
+def _mini_course(root: Path) -> None:
+    """A course repository in miniature: one assignment with a solution and hidden tests, a chapter, helpers."""
+    solution = nbformat.v4.new_code_cell("def area(radius):\n    ### BEGIN SOLUTION\n"
+                                         "    return 3.141592653589793 * radius * radius * 1.0000\n"
+                                         "    ### END SOLUTION")
+    tests = nbformat.v4.new_code_cell("# area: pi r^2\nassert area(1) > 3\n### BEGIN HIDDEN TESTS\n"
+                                      "assert abs(area(2.5) - 19.634954084936208) < 1e-9\n"
+                                      "assert abs(area(0.125) - 0.04908738521234052) < 1e-12\n"
+                                      "### END HIDDEN TESTS")
+    for folder, cells in [("solutions", [solution, tests]),
+                          ("exercises", [nbformat.v4.new_code_cell("def area(radius):\n    raise NotImplementedError()"),
+                                         nbformat.v4.new_code_cell("# area: pi r^2\nassert area(1) > 3")])]:
+        (root / folder / "01-area").mkdir(parents=True)
+        nbformat.write(nbformat.v4.new_notebook(cells=cells), root / folder / "01-area" / "area.ipynb")
+    for name, text in {"book/01-circles.md": "# Circles\n", "dlcourse/__init__.py": "", "_config.yml": "title: x\n",
+                       "autograder/grade.py": "", "tests/test_x.py": ""}.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+    subprocess.run(["git", "init", "-q"], cwd=root, check=True)
+    subprocess.run(["git", "add", "."], cwd=root, check=True)
+
+
+def test_publish_copies_the_student_files_and_finds_leaks(tmp_path):
+    """Does publish copy the book, exercises and helpers but no solutions/grader/tests, and does its check find
+    a solution or hidden test pasted anywhere?"""
+    root, dest = tmp_path / "course", tmp_path / "public"
+    _mini_course(root)
+    files = publish(dest, root=root)
+    assert sorted(files) == ["_config.yml", "book/01-circles.md", "dlcourse/__init__.py", "exercises/01-area/area.ipynb"]
+    for forbidden in ("solutions", "autograder", "tests"):
+        assert not (dest / forbidden).exists(), forbidden
+    assert find_leaks(dest, root) == []
+    shutil.copyfile(root / "solutions" / "01-area" / "area.ipynb", dest / "book" / "leaked.ipynb")
+    (dest / "dlcourse" / "helpers.py").write_text("def area(r):\n    return 3.141592653589793 * r * r * 1.0000\n"
+                                                  "    # return 3.141592653589793 * radius * radius * 1.0000\n")
+    leaks = {(leak.path, leak.source.split("(")[-1]) for leak in find_leaks(dest, root)}
+    assert leaks == {("book/leaked.ipynb", "solution)"), ("book/leaked.ipynb", "hidden tests)"),
+                     ("dlcourse/helpers.py", "solution)")}
+    publish(dest, root=root)   # publishing again replaces an earlier publish
+    assert not (dest / "book" / "leaked.ipynb").exists()
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "notes.txt").write_text("mine")
+    with pytest.raises(NbgraderError, match="not empty"):
+        publish(other, root=root)
+    with pytest.raises(NbgraderError, match="course repository"):
+        publish(tmp_path, root=root)   # it holds the course: publishing there would delete it
+
+
+def test_the_course_publishes_without_leaks(tmp_path):
+    """Can the course as committed be published: no solution region or hidden test of any assignment in the
+    book, the student notebooks or the helper package?"""
     dest = tmp_path / "public"
     files = publish(dest)
     assert (dest / "exercises" / ASSIGNMENT / NOTEBOOK).is_file() and (dest / "dlcourse" / "submission.py").is_file()
-    for forbidden in ("solutions", "autograder", "tests", "bench", ".grading", ".ci"):
-        assert not (dest / forbidden).exists(), forbidden
-    assert all(not f.startswith(("solutions/", "autograder/", "tests/")) for f in files)
-    assert find_leaks(dest) == []
-    # The check finds a leak: a source notebook, or one hidden test pasted into a chapter.
-    shutil.copyfile(ROOT / "solutions" / ASSIGNMENT / NOTEBOOK, dest / "book" / "leaked.ipynb")
-    leaks = find_leaks(dest)
-    assert {leak.path for leak in leaks} == {"book/leaked.ipynb"}
-    assert any("hidden tests" in leak.source for leak in leaks) and any("solution" in leak.source for leak in leaks)
-    # Publishing again replaces the folder's content (an earlier publish), leak included.
-    publish(dest)
-    assert not (dest / "book" / "leaked.ipynb").exists()
+    assert not any(f.startswith(("solutions/", "autograder/", "tests/", "bench/")) for f in files)
