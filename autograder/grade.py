@@ -13,7 +13,7 @@ Each submission goes through these steps, in order:
    ``pass``. After 4, so that the scan sees exactly the cells that will run.
 6. ``execute`` (:mod:`autograder.execute`) in a sandboxed kernel (:mod:`autograder.sandbox`), on N workers.
 7. ``set aside stderr``: stderr streams of test cells move to the cell's metadata (see :class:`SetAsideStderr`).
-8. ``score``: nbgrader's ``LimitOutput``, ``SaveAutoGrades``, ``AssignLatePenalties``, ``CheckCellMetadata``.
+8. ``score``: nbgrader's ``LimitOutput``, ``SaveAutoGrades``, ``AssignLatePenalties``.
 9. ``record``: the autograded notebook, then the result record (:mod:`autograder.store`), the commit point.
 
 Steps 1-5 and 7-9 run in this process, one submission at a time: the gradebook is SQLite and takes one writer.
@@ -137,10 +137,13 @@ def _preprocessors(names: list[str], config) -> list:
 KERNEL_MODULES = ("ipykernel.kernelapp", "ipykernel.ipkernel", "ipykernel.zmqshell", "ipykernel.debugger",
                   "IPython.core.interactiveshell", "IPython.core.completer", "debugpy", "comm", "sqlite3",
                   "pygments.lexers.python")
-# Steps 4 and 8: nbgrader's Autograde.sanitize_preprocessors and autograde_preprocessors (minus Execute, step 6,
-# and the disabled-by-default IgnorePattern and ClearMetadataPreprocessor), in nbgrader's order.
+# Steps 4 and 8: nbgrader's Autograde.sanitize_preprocessors and autograde_preprocessors, in nbgrader's order,
+# minus Execute (step 6), the disabled-by-default IgnorePattern and ClearMetadataPreprocessor, and the second
+# CheckCellMetadata: it validates the nbgrader metadata that the first one validated before execution, which
+# changes no metadata, and it cost a third of this process's time per submission (it re-checks the JSON schema
+# itself for every cell).
 RESTORE_STEPS = ["ClearOutput", "DeduplicateIds", "OverwriteKernelspec", "OverwriteCells", "CheckCellMetadata"]
-SCORE_STEPS = ["LimitOutput", "SaveAutoGrades", "AssignLatePenalties", "CheckCellMetadata"]
+SCORE_STEPS = ["LimitOutput", "SaveAutoGrades", "AssignLatePenalties"]
 
 
 class Grader:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import ast
 from dataclasses import dataclass
+from functools import lru_cache
 
 from nbformat import NotebookNode
 
@@ -63,11 +64,17 @@ class Finding:
         return f"{where}, line {self.line}: {self.what}"
 
 
+@lru_cache(maxsize=4096)
 def _python(source: str) -> str:
     """Plain Python for a cell's source: IPython magics and shell escapes become ``get_ipython()`` calls."""
+    return _transformer().transform_cell(source)
+
+
+@lru_cache(maxsize=1)
+def _transformer():
     from IPython.core.inputtransformer2 import TransformerManager
 
-    return TransformerManager().transform_cell(source)
+    return TransformerManager()
 
 
 def _root(node: ast.AST) -> ast.AST:
@@ -232,6 +239,11 @@ class _Scanner(ast.NodeVisitor):
             self.flag(f"reads {node.id}, IPython's history of the cells that ran (the tests' source)")
 
 
+@lru_cache(maxsize=64)
+def _protected_names(locked_sources: tuple[str, ...]) -> tuple[dict[str, str], dict[str, str]]:
+    return protected_names(list(locked_sources))
+
+
 def protected_names(locked_sources: list[str]) -> tuple[dict[str, str], dict[str, str]]:
     """Names bound by imports in the locked cells, which the tests use, and the module aliases among them.
 
@@ -279,8 +291,8 @@ def scan(nb: NotebookNode) -> list[Finding]:
     Locked cells are not scanned (nbgrader restores them from the gradebook). Aliases carry over from cell to
     cell in notebook order, as names do in the kernel.
     """
-    locked = [c.source for c in nb.cells if c.cell_type == "code" and nbgrader_meta(c).get("locked")]
-    names, aliases = protected_names(locked)
+    locked = tuple(c.source for c in nb.cells if c.cell_type == "code" and nbgrader_meta(c).get("locked"))
+    names, aliases = (dict(d) for d in _protected_names(locked))   # the same locked cells in every submission
     from dlcourse import testing
 
     for name in testing.__all__:
