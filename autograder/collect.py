@@ -83,6 +83,7 @@ class Limits:
     name_bytes: int = 255               # one component of a path (the limit of most file systems)
     path_bytes: int = 1024              # a whole path inside its input
     metadata_bytes: int = 4 * MiB       # Gradescope's submission_metadata.yml
+    ratio: int = 100                    # a zip member over 1 MB expanding more than this many times: a zip bomb
 
 
 class Unreadable(Exception):
@@ -191,10 +192,38 @@ def _read_file(path: Path, listed: os.stat_result, cap: int) -> bytes:
         return data
 
 
-def _read_member(opener: Callable[[], BinaryIO], position: int, declared: int, cap: int) -> bytes:
+class _OpenArchives:
+    """The archives of one collect, each parsed once and kept open while its members are read (at most ``size``
+    at a time); closed at the end of the collect."""
+
+    def __init__(self, size: int = 8):
+        self.size = size
+        self.open: dict[Callable[[], BinaryIO], zipfile.ZipFile] = {}
+
+    def get(self, opener: Callable[[], BinaryIO]) -> zipfile.ZipFile:
+        if opener not in self.open:
+            if len(self.open) >= self.size:
+                self.open.pop(next(iter(self.open))).fp.close()
+            handle = opener()
+            try:
+                self.open[opener] = zipfile.ZipFile(handle)
+            except BaseException:
+                handle.close()
+                raise
+        return self.open[opener]
+
+    def close(self) -> None:
+        for archive in self.open.values():
+            archive.fp.close()
+        self.open.clear()
+
+
+def _read_member(archives: _OpenArchives, opener: Callable[[], BinaryIO], position: int, declared: int,
+                 cap: int) -> bytes:
     try:
-        with opener() as handle, zipfile.ZipFile(handle) as archive, archive.open(archive.infolist()[position]) as m:
-            return _read_capped(m, declared, cap)
+        archive = archives.get(opener)
+        with archive.open(archive.infolist()[position]) as member:
+            return _read_capped(member, declared, cap)
     except _ZIP_ERRORS as error:
         if "CRC" in str(error):
             raise Unreadable("its content does not match its declared size and checksum (a zip bomb or a damaged "
@@ -205,14 +234,16 @@ def _read_member(opener: Callable[[], BinaryIO], position: int, declared: int, c
 class _Lister:
     """Step 1: the files of the inputs, without reading their content; every cap checked on the way."""
 
-    def __init__(self, limits: Limits, scratch: Path):
+    def __init__(self, limits: Limits, scratch: Path, archives: _OpenArchives):
         self.limits = limits
         self.scratch = scratch
+        self.archives = archives
         self.files: list[InputFile] = []
         self.count = 0
         self.total = 0
         self.unpacked = 0
         self.now = dt.datetime.now(dt.timezone.utc)
+        self.downloads: set[int] = set()   # inputs that are zip archives (an LMS download)
 
     def reject(self, index: int, source: str, reason: str) -> None:
         """A hostile or unusable entry: listed with its reason, never read, never copied."""
@@ -247,6 +278,8 @@ class _Lister:
         elif stat.S_ISDIR(listed.st_mode):
             self.folder(index, path, "", 0)
         elif stat.S_ISREG(listed.st_mode):
+            if path.suffix.lower() == ".zip":
+                self.downloads.add(index)
             self.file(index, path, path.name, listed, inside_folder=False)
         else:
             self.reject(index, label, "not a regular file")
@@ -359,6 +392,11 @@ class _Lister:
             if info.flag_bits & 0x1:
                 self.reject(index, source, "an encrypted member: not read")
                 continue
+            ratio = info.file_size / max(info.compress_size, 1)
+            if MiB < info.file_size <= limits.file_bytes and ratio > limits.ratio:
+                self.reject(index, source, f"{_megabytes(info.compress_size)} that expand to "
+                                           f"{_megabytes(info.file_size)}, over {limits.ratio} times: a zip bomb")
+                continue
             problem = self.take(info.file_size, budget)
             if problem:
                 self.reject(index, source, problem)
@@ -372,7 +410,8 @@ class _Lister:
                 modified, flag = self.checked_time(stamp)
             else:
                 modified, flag = fixed_time, ""
-            read = functools.partial(_read_member, opener, position, info.file_size, limits.file_bytes)
+            read = functools.partial(_read_member, self.archives, opener, position, info.file_size,
+                                     limits.file_bytes)
             if relative.lower().endswith(".zip") and not SYSTEM_FILES.search(relative):
                 if depth >= limits.depth:
                     self.reject(index, source, f"an archive inside {depth} archives, over the limit of "
@@ -395,13 +434,15 @@ class _Lister:
         return True
 
 
-def list_inputs(inputs: list[Path], limits: Limits, scratch: Path) -> list[InputFile]:
+def list_inputs(inputs: list[Path], limits: Limits, scratch: Path,
+                archives: _OpenArchives) -> tuple[list[InputFile], set[int]]:
     """Every file of the inputs, zip members (and zips inside zips, unpacked to ``scratch``) included; hostile
-    entries rejected. The files' ``read`` needs ``scratch`` to exist."""
-    lister = _Lister(limits, scratch)
+    entries rejected. Also returns which inputs are zip archives (downloads). The files' ``read`` needs
+    ``scratch`` and ``archives`` to be open."""
+    lister = _Lister(limits, scratch, archives)
     for index, path in enumerate(inputs):
         lister.input(index, Path(path))
-    return lister.files
+    return lister.files, lister.downloads
 
 
 # -- step 2: identify ------------------------------------------------------------------------------------------
@@ -428,6 +469,27 @@ def gradescope_roots(files: list[InputFile]) -> dict[int, str]:
             if f"{top}/{GRADESCOPE_METADATA}" in found:
                 roots[index] = top + "/"
     return roots
+
+
+def download_wrappers(files: list[InputFile], downloads: set[int]) -> dict[int, str]:
+    """input index -> the one folder around everything in a zip download (``submissions/`` of an instructor's
+    zip of a folder per student, or around Canvas or Moodle entries): skipped, its entries are the LMS layer. Only
+    for zip archives given as input (an LMS download, which no student writes)."""
+    paths: dict[int, list[str]] = {}
+    for file in files:
+        if file.input_index in downloads and file.relative and not SYSTEM_FILES.search(file.relative):
+            paths.setdefault(file.input_index, []).append(file.relative)
+    wrappers = {}
+    for index, found in paths.items():
+        tops = {p.split("/", 1)[0] for p in found}
+        if len(tops) != 1 or not all("/" in p for p in found):
+            continue
+        seconds = {p.split("/")[1] for p in found}
+        folders = {p.split("/")[1] for p in found if p.count("/") >= 2}
+        lms = any(re.match(pattern, name, re.IGNORECASE) for name in seconds for _, pattern in PATTERNS[:2])
+        if lms or len(folders) >= 2:
+            wrappers[index] = tops.pop() + "/"
+    return wrappers
 
 
 def gradescope_metadata(files: list[InputFile], roots: dict[int, str], limits: Limits) -> dict[tuple[int, str], dict]:
@@ -479,9 +541,9 @@ def _components(relative: str, end: int) -> int:
 
 def identify_student(file: InputFile, patterns: list[tuple[str, str]], assignment: str,
                      gradescope: dict[tuple[int, str], dict], gradescope_root: str | None,
-                     notebook_names: dict[str, str], custom: bool = False) -> bool:
+                     notebook_names: dict[str, str], custom: bool = False, wrapper: str = "") -> bool:
     """Set the file's student id (from the outermost identifier) and what the LMS says about the student; False
-    if nothing identifies a student."""
+    if nothing identifies a student. ``wrapper`` (a folder around a whole download) is skipped."""
     relative = file.relative
     if gradescope_root is not None and not custom:
         match = re.match(re.escape(gradescope_root) + r"submission_(?P<submission>\d+)/", relative)
@@ -493,10 +555,15 @@ def identify_student(file: InputFile, patterns: list[tuple[str, str]], assignmen
                                 or f"gradescope-{match['submission']}")
         file.person = _person(entry.get("name", ""), entry.get("email", ""), "gradescope", "")
         created = _gradescope_time(entry.get("created_at"))
-        if created is not None:
+        if created is not None and created > dt.datetime.now(dt.timezone.utc) + FUTURE_TOLERANCE:
+            file.flag = f"dated in the future ({created:%Y-%m-%d %H:%M}) by Gradescope's metadata: ignored"
+            file.modified = None
+        elif created is not None:
             file.modified = created
         file.inner = tuple(relative.split("/")[_components(relative, match.end()):])
         return bool(file.student_id)
+    if wrapper and not custom and relative.startswith(wrapper):
+        relative = relative[len(wrapper):]
     for lms, pattern in patterns:
         match = re.search(pattern.replace("{assignment}", re.escape(assignment)), relative, re.IGNORECASE)
         if not match:
@@ -654,18 +721,23 @@ def collect(assignment: str, inputs: list[Path], patterns: list[tuple[str, str]]
     config = load_config()
     submitted = Path(config.CourseDirectory.submitted_directory)
     kept = grading_dir(config) / "collected" / assignment
+    archives = _OpenArchives()
     with tempfile.TemporaryDirectory(prefix="collect-") as scratch:
-        files = list_inputs(inputs, limits, Path(scratch))                              # step 1
-        report = _sort_and_stage(assignment, files, patterns, custom, expected, notebook_names, submitted, kept,
-                                 limits)
+        try:
+            files, downloads = list_inputs(inputs, limits, Path(scratch), archives)     # step 1
+            report = _sort_and_stage(assignment, files, downloads, patterns, custom, expected, notebook_names,
+                                     submitted, kept, limits)
+        finally:
+            archives.close()
     report.path = write_report(report)
     return report
 
 
-def _sort_and_stage(assignment: str, files: list[InputFile], patterns: list[tuple[str, str]], custom: bool,
-                    expected: list[str], notebook_names: dict[str, str], submitted: Path, kept: Path,
+def _sort_and_stage(assignment: str, files: list[InputFile], downloads: set[int], patterns: list[tuple[str, str]],
+                    custom: bool, expected: list[str], notebook_names: dict[str, str], submitted: Path, kept: Path,
                     limits: Limits) -> CollectionReport:
     roots = {} if custom else gradescope_roots(files)
+    wrappers = {} if custom else download_wrappers(files, downloads)
     gradescope = gradescope_metadata(files, roots, limits)
     for file in files:                                                                  # step 2
         if file.outcome:
@@ -673,7 +745,7 @@ def _sort_and_stage(assignment: str, files: list[InputFile], patterns: list[tupl
         if SYSTEM_FILES.search(file.relative):
             file.outcome, file.reason = "rejected", "a system file, not a submission"
         elif not identify_student(file, patterns, assignment, gradescope, roots.get(file.input_index),
-                                  notebook_names, custom):
+                                  notebook_names, custom, wrappers.get(file.input_index, "")):
             if file.relative.lower().endswith(".ipynb"):
                 file.outcome, file.reason = "rejected", "no student id in its path (see --pattern)"
             else:

@@ -114,6 +114,7 @@ def test_every_input_file_is_accounted_for(inputs, tmp_path, monkeypatch):
     report = collect(ASSIGNMENT, paths)
     seen = {f.source: (f.outcome, f.student_id if f.outcome != "rejected" else "") for f in report.files}
     assert seen == expected
+    assert not report.flagged, [(f.source, f.flag) for f in report.flagged]   # honest downloads raise no flag
     for file in report.files:
         assert file.outcome in ("accepted", "superseded", "rejected") and (file.outcome == "accepted" or file.reason)
         if file.outcome != "accepted":
@@ -170,3 +171,17 @@ def test_custom_pattern_and_command_line(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "1 accepted" in result.stdout
     assert (grading / "submitted" / "s123456" / ASSIGNMENT / "losses.ipynb").is_file()
+
+
+def test_a_folder_around_a_whole_download_is_skipped(tmp_path, monkeypatch):
+    """Is a zip of a folder of student folders (``submissions/carol/...``) read as one student per folder, while a
+    zip of one student's folder stays that student's?"""
+    monkeypatch.setenv("DLCOURSE_GRADING_DIR", str(tmp_path / "grading"))
+    wrapped = tmp_path / "submissions.zip"
+    wrapped.write_bytes(zip_of({"submissions/carol/losses.ipynb": notebook("carol"),
+                                "submissions/dave/Copy of losses.ipynb": notebook("dave")}))
+    single = tmp_path / "erin.zip"
+    single.write_bytes(zip_of({"erin/losses.ipynb": notebook("erin")}))
+    report = collect(ASSIGNMENT, [wrapped, single])
+    assert [(f.student_id, f.outcome) for f in report.files] == [("carol", "accepted"), ("dave", "accepted"),
+                                                                  ("erin", "accepted")]
