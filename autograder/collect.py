@@ -277,6 +277,8 @@ class _Lister:
             self.reject(index, label, "a symbolic link: links are never followed (give the path of its target)")
         elif stat.S_ISDIR(listed.st_mode):
             self.folder(index, path, "", 0)
+        elif stat.S_ISREG(listed.st_mode) and name_problem(path.name, self.limits):
+            self.reject(index, label, name_problem(path.name, self.limits))
         elif stat.S_ISREG(listed.st_mode):
             if path.suffix.lower() == ".zip":
                 self.downloads.add(index)
@@ -334,7 +336,7 @@ class _Lister:
         if relative.lower().endswith(".zip"):
             opener = functools.partial(_open_listed, path, listed)
             prefix = relative[:-4] + "/" if inside_folder else ""
-            if self.archive(index, opener, label, prefix, 1, modified[0] if inside_folder else None, {"bytes": 0}):
+            if self.archive(index, opener, label, prefix, 1, modified if inside_folder else None, {"bytes": 0}):
                 return
         problem = self.take(listed.st_size, None)
         if problem:
@@ -350,15 +352,18 @@ class _Lister:
         return time, ""
 
     def archive(self, index: int, opener: Callable[[], BinaryIO], label: str, prefix: str, depth: int,
-                fixed_time: dt.datetime | None, budget: dict) -> bool:
-        """List a zip's members; False if the file is no zip at all (it is then listed as a file)."""
+                outer: tuple[dt.datetime | None, str] | None, budget: dict) -> bool:
+        """List a zip's members; False if the file is no zip at all (it is then listed as a file). ``outer`` is the
+        time (and its flag) of the layer around the archive, which its members get; None for an LMS download,
+        whose members keep their own dates."""
         limits = self.limits
         try:
             with opener() as handle:
                 if not zipfile.is_zipfile(handle):
                     return False
-                end = zipfile._EndRecData(handle)   # the entry count, before the central directory is parsed
-                entries = end[zipfile._ECD_ENTRIES_TOTAL] if end else 0
+                end_record = getattr(zipfile, "_EndRecData", None)   # the entry count, before the directory is read
+                end = end_record(handle) if end_record else None
+                entries = end[getattr(zipfile, "_ECD_ENTRIES_TOTAL", 4)] if end else 0
                 if entries > limits.archive_members:
                     self.reject(index, label, f"an archive of {entries} entries, over the limit of "
                                               f"{limits.archive_members}: not read")
@@ -402,14 +407,14 @@ class _Lister:
                 self.reject(index, source, problem)
                 continue
             relative = prefix + "/".join(p for p in name.split("/") if p not in ("", "."))
-            if fixed_time is None:   # a member of the LMS download: its date is the LMS's
+            if outer is None:   # a member of the LMS download: its date is the LMS's
                 try:
                     stamp = dt.datetime(*info.date_time).astimezone(dt.timezone.utc)
                 except ValueError:
                     stamp = None
                 modified, flag = self.checked_time(stamp)
             else:
-                modified, flag = fixed_time, ""
+                modified, flag = outer
             read = functools.partial(_read_member, self.archives, opener, position, info.file_size,
                                      limits.file_bytes)
             if relative.lower().endswith(".zip") and not SYSTEM_FILES.search(relative):
@@ -427,7 +432,7 @@ class _Lister:
                 inner.write_bytes(data)
                 del data
                 if self.archive(index, functools.partial(open, inner, "rb"), source, relative[:-4] + "/",
-                                depth + 1, modified if fixed_time is None else fixed_time, budget):
+                                depth + 1, (modified, flag), budget):
                     continue
             self.files.append(InputFile(source, relative, read, modified, flag=flag, size=info.file_size,
                                         input_index=index))
@@ -598,6 +603,7 @@ def another_student(file: InputFile, known: set[str], patterns: list[tuple[str, 
                     ignore: set[str]) -> str:
     """What inside the file's upload names a student other than its uploader ("" if nothing)."""
     owner = file.student_id
+    own = {owner.lower(), re.sub(r"-\d+$", "", owner.lower())}   # doejane-12345 may name a folder doejane
     inner = list(file.inner)
     if custom:
         text = "/".join(inner)
@@ -620,7 +626,7 @@ def another_student(file: InputFile, known: set[str], patterns: list[tuple[str, 
                     return f"names another student ({printable(other)}, a {lms} name) inside {owner}'s upload"
         stem = re.sub(r"\.(zip|ipynb)$", "", part, flags=re.IGNORECASE)
         stem = _normalise(stem + ".ipynb")[0].removesuffix(".ipynb") if part.lower().endswith(".ipynb") else stem
-        if stem.lower() in known and stem.lower() != owner.lower() and stem.lower() not in ignore:
+        if stem.lower() in known and stem.lower() not in ignore | own:
             return f"names another student ({printable(stem)}) inside {owner}'s upload"
     return ""
 

@@ -57,7 +57,7 @@ def inputs(tmp_path):
         "smithbob_late_22222_900002_losses.ipynb": notebook("canvas smithbob old"),
         "smithbob_late_22222_900003_losses-1.ipynb": notebook("canvas smithbob new"),
         "leeann_33333_900004_notes.pdf": b"%PDF-1.4",
-        "leeann_33333_900005_work.zip": zip_of({"losses.ipynb": notebook("canvas leeann inside a zip")}),
+        "leeann_33333_900005_work.zip": zip_of({"leeann/losses.ipynb": notebook("canvas leeann inside a zip")}),
         "__MACOSX/._doejane_12345_900001_losses.ipynb": b"\0\0",
     }, times={"smithbob_late_22222_900003_losses-1.ipynb": (2026, 3, 2, 9, 0, 0)}))
     expected |= {
@@ -65,7 +65,7 @@ def inputs(tmp_path):
         f"{canvas}!smithbob_late_22222_900002_losses.ipynb": ("superseded", "smithbob-22222"),
         f"{canvas}!smithbob_late_22222_900003_losses-1.ipynb": ("accepted", "smithbob-22222"),
         f"{canvas}!leeann_33333_900004_notes.pdf": ("rejected", ""),
-        f"{canvas}!leeann_33333_900005_work.zip!losses.ipynb": ("accepted", "leeann-33333"),
+        f"{canvas}!leeann_33333_900005_work.zip!leeann/losses.ipynb": ("accepted", "leeann-33333"),
         f"{canvas}!__MACOSX/._doejane_12345_900001_losses.ipynb": ("rejected", ""),
     }
     moodle = tmp_path / "moodle.zip"
