@@ -799,6 +799,9 @@ def _sort_and_stage(assignment: str, files: list[InputFile], downloads: set[int]
                 continue
             file.outcome = "superseded"
             file.reason = f"an older file of the same student and notebook ({winner.source} is newer)"
+            if file.inner[:-1] != winner.inner[:-1]:
+                file.reason += ("; in another folder of the same upload (if the folders inside "
+                                f"{printable(student_id)} are students, give that folder as input)")
             _keep(file, kept / "superseded" / student_id)
         if winner is None:
             continue

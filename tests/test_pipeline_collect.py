@@ -185,3 +185,16 @@ def test_a_folder_around_a_whole_download_is_skipped(tmp_path, monkeypatch):
     report = collect(ASSIGNMENT, [wrapped, single])
     assert [(f.student_id, f.outcome) for f in report.files] == [("carol", "accepted"), ("dave", "accepted"),
                                                                   ("erin", "accepted")]
+
+
+def test_the_outermost_folder_is_the_student(tmp_path, monkeypatch):
+    """Is the top-level folder of a folder input the student, whatever folders it holds, and is an instructor who
+    gave a folder of sections told how to give them?"""
+    monkeypatch.setenv("DLCOURSE_GRADING_DIR", str(tmp_path / "grading"))
+    touch(tmp_path / "all" / "section1" / "carol" / "losses.ipynb", notebook("carol"), 10)
+    touch(tmp_path / "all" / "section1" / "dave" / "losses.ipynb", notebook("dave"), 5)
+    report = collect(ASSIGNMENT, [tmp_path / "all"])
+    assert [(f.student_id, f.outcome) for f in report.files] == [("section1", "superseded"), ("section1", "accepted")]
+    assert "give that folder as input" in report.files[0].reason
+    report = collect(ASSIGNMENT, [tmp_path / "all" / "section1"])
+    assert [(f.student_id, f.outcome) for f in report.files] == [("carol", "accepted"), ("dave", "accepted")]
