@@ -213,6 +213,7 @@ def test_hostile_batch(hostile, tmp_path, user):
     assert not [c for c in result.stdout + result.stderr if not c.isprintable() and c != "\n"], result.stdout
     assert "\\x1b[2J" in result.stdout and "FLAGGED" in result.stdout
     maxrss = int(result.stderr.split("maxrss_kib")[1].split()[0])
+    print(f"collect as {user}: peak memory {maxrss / 1024:.0f} MiB")
     assert maxrss < 200 * 1024, f"collect held {maxrss} KiB at its peak: a bomb was expanded in memory"
 
     # nothing outside the grading folder changed; nothing left in the temporary folder
