@@ -759,8 +759,8 @@ def _sort_and_stage(assignment: str, files: list[InputFile], downloads: set[int]
                 file.outcome, file.reason = "rejected", f"not a notebook ({printable(suffix)})"
         elif not STUDENT_ID.fullmatch(file.student_id):
             file.outcome = "rejected"
-            file.reason = (f"{printable(file.student_id)!r} cannot be a student id (letters, digits, . _ - @ + "
-                           "and inner spaces, at most 100)")
+            file.reason = (f"the name {printable(file.student_id)!r} cannot be a student id (letters, digits, "
+                           ". _ - @ + and inner spaces, at most 100)")
             file.student_id = ""
     known = {f.student_id.lower() for f in files if f.student_id and not f.outcome}
     known |= {s.lower() for s in load_roster()}

@@ -152,10 +152,17 @@ FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n")
 _PLAIN_NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
 
 
+def _formula_like(text: str) -> bool:
+    """Text that a spreadsheet would run, once the quotes :func:`spreadsheet_safe` adds are taken off."""
+    text = text.lstrip("'")
+    return text.startswith(FORMULA_START) and not _PLAIN_NUMBER.fullmatch(text)
+
+
 def spreadsheet_safe(value):
     r"""A CSV cell that no spreadsheet runs as a formula: text starting with ``=``, ``+``, ``-``, ``@``, a tab or
-    a line break gets a leading ``'`` (the OWASP rule); numbers, and text that is a plain number (``-1.5``),
-    stay as they are.
+    a line break gets a leading ``'`` (the OWASP rule; so does text made of quotes and then one of those, so that
+    :func:`spreadsheet_value` gives back exactly what was written); numbers, and text that is a plain number
+    (``-1.5``), stay as they are.
 
     Example:
         >>> spreadsheet_safe("=1+1"), spreadsheet_safe("-2.5"), spreadsheet_safe(3)
@@ -164,16 +171,12 @@ def spreadsheet_safe(value):
     if value is None or isinstance(value, (int, float)):
         return value
     text = str(value)
-    if text.startswith(FORMULA_START) and not _PLAIN_NUMBER.fullmatch(text):
-        return "'" + text
-    return text
+    return "'" + text if _formula_like(text) else text
 
 
 def spreadsheet_value(cell: str) -> str:
     """The text :func:`spreadsheet_safe` was given (reading back a CSV the pipeline wrote)."""
-    if cell.startswith("'") and cell[1:].startswith(FORMULA_START) and not _PLAIN_NUMBER.fullmatch(cell[1:]):
-        return cell[1:]
-    return cell
+    return cell[1:] if cell.startswith("'") and _formula_like(cell) else cell
 
 
 class SafeCsvWriter:

@@ -16,6 +16,7 @@ import datetime as dt
 import hashlib
 import io
 import os
+import re
 import shutil
 import stat
 import struct
@@ -37,6 +38,7 @@ from conftest import ROOT
 ASSIGNMENT = "01-losses"
 SOLUTION = ROOT / "solutions" / ASSIGNMENT / "losses.ipynb"
 LMS_DATE = (2026, 3, 1, 12, 0, 0)
+NUMBER = re.compile(r"[+-]?\d+(\.\d+)?([eE][+-]?\d+)?")
 FUTURE = (2099, 1, 1, 0, 0, 0)
 
 
@@ -282,7 +284,8 @@ def assert_no_formula(path: Path) -> None:
     with path.open(newline="", encoding="utf-8") as handle:
         for row in csv.reader(handle):
             for cell in row:
-                assert spreadsheet_safe(cell) == cell, f"{path.name}: {cell!r} would run as a formula"
+                formula = cell[:1] in ("=", "+", "-", "@", "\t", "\r", "\n") and not NUMBER.fullmatch(cell)
+                assert not formula, f"{path.name}: {cell!r} would run as a formula"
 
 
 def test_limits_are_checked_before_reading(tmp_path, monkeypatch):
@@ -356,7 +359,9 @@ def test_spreadsheet_and_terminal_escaping():
     for text in ["=1+1", "+1+1", "-1+1", "@A1", "\t=1", "\r=1", "\n=1", "-", "=", "+cmd"]:
         assert spreadsheet_safe(text) == "'" + text and spreadsheet_value(spreadsheet_safe(text)) == text
         assert text.startswith(FORMULA_START)
-    for value in ["-1.5", "+2", "3e-4", "-0", "15", "", "Ann", "'=already", 2.5, -3]:
+    for value in ["-1.5", "+2", "3e-4", "-0", "15", "", "Ann", "'quoted'", "'-1", 2.5, -3]:
         assert spreadsheet_safe(value) == value
+    for text in ["'=x' is a name", "''@x"]:   # quotes then a formula: one more quote, and read back exactly
+        assert spreadsheet_safe(text) == "'" + text and spreadsheet_value(spreadsheet_safe(text)) == text
     assert printable("a\x1b[2Jb\x07\u202e\u2028\udcff") == "a\\x1b[2Jb\\x07\\u202e\\u2028\\udcff"
     assert printable("Zoë Ünal, 李") == "Zoë Ünal, 李"
