@@ -11,16 +11,17 @@ Gradescope (``submission_123/`` with ``submission_metadata.yml``), a folder per 
    component over 255 bytes, a symbolic link (in a folder or a zip: never followed), a hard link, a device or an
    encrypted member is rejected on its own, with the reason, and never read.
 2. ``identify``: the student is decided by the OUTERMOST identifier only: the LMS entry (the Canvas or Moodle name
-   of a member of the downloaded zip, Gradescope's ``submission_<n>`` where its metadata sits at the top of the
-   download) or the top-level folder or file name of a folder given on the command line (or the instructor's
-   ``--pattern``). Everything inside a student's upload is that student's: a folder, zip or Gradescope metadata
-   inside it that names another student is flagged and stays the uploader's. The notebook is the file's name
-   without Colab's ``Copy of``, a browser's `` (1)`` or Canvas' ``-1``; anything else is rejected.
-3. ``choose``: per student and notebook the newest file wins. Times come from the LMS layer only: the date of the
-   downloaded zip's member (of the outer member for a zip a student uploaded), Gradescope's ``created_at``, or the
-   file's own time for a folder's files (the zip's own time for the members of a zip found in a folder), never from
-   inside a student's archive; a time in the future is flagged and ignored. Then unflagged files before flagged
-   ones, then the higher copy number.
+   of a member of the downloaded zip, Gradescope's ``submission_<n>`` where its metadata sits at the top of a zip
+   download or of an ``assignment_<n>_export`` folder), the top-level folder or file name of a folder given on the
+   command line, or the leftmost match of the instructor's ``--pattern``. Everything inside a student's upload is
+   that student's: a folder, zip or Gradescope metadata inside it that names another student is flagged and stays
+   the uploader's. The notebook is the file's name without Colab's ``Copy of``, a browser's `` (1)`` or Canvas'
+   ``-1``; anything else is rejected.
+3. ``choose``: per student and notebook, unflagged files first, then the newest wins, then the higher copy number.
+   Times come from the LMS layer only: the date of the downloaded zip's member (of the outer member for a zip a
+   student uploaded), Gradescope's ``created_at``, or the file's own time for a folder's files (the zip's own time
+   for the members of a zip found in a folder), never from inside a student's archive; a time in the future is
+   flagged and ignored.
 4. ``stage``: the winner goes to ``submitted/<student>/<assignment>/<notebook>`` with ``timestamp.txt``, read with
    its size counted while it is decompressed (a member that expands beyond what it declares is rejected); a file
    staged by an earlier collect that is newer wins over it. Nothing is deleted: superseded files, and rejected
@@ -109,6 +110,7 @@ class InputFile:
     size: int = 0                     # declared (zip) or listed (folder) size in bytes
     input_index: int = 0              # which input it came from
     inner: tuple[str, ...] = ()       # its path inside the student's upload (below the identifier)
+    nested: bool = False              # inside an archive that is itself inside the input (a student's zip)
 
 
 @dataclass
@@ -185,11 +187,14 @@ _ZIP_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError, N
 
 
 def _read_file(path: Path, listed: os.stat_result, cap: int) -> bytes:
-    with _open_listed(path, listed) as handle:
-        data = _read_capped(handle, listed.st_size, cap)
-        if handle.read(1):
-            raise Unreadable("grew since it was listed")
-        return data
+    try:
+        with _open_listed(path, listed) as handle:
+            data = _read_capped(handle, listed.st_size, cap)
+            if handle.read(1):
+                raise Unreadable("grew since it was listed")
+            return data
+    except OSError as error:
+        raise Unreadable(f"unreadable ({printable(error.strerror or str(error))})") from None
 
 
 class _OpenArchives:
@@ -243,7 +248,7 @@ class _Lister:
         self.total = 0
         self.unpacked = 0
         self.now = dt.datetime.now(dt.timezone.utc)
-        self.downloads: set[int] = set()   # inputs that are zip archives (an LMS download)
+        self.inputs: dict[int, tuple[str, bool]] = {}   # input index -> (its name, whether it is a zip archive)
 
     def reject(self, index: int, source: str, reason: str) -> None:
         """A hostile or unusable entry: listed with its reason, never read, never copied."""
@@ -273,6 +278,7 @@ class _Lister:
             listed = os.lstat(path)
         except FileNotFoundError:
             raise NbgraderError(f"{label} does not exist") from None
+        self.inputs[index] = (path.name, stat.S_ISREG(listed.st_mode) and path.suffix.lower() == ".zip")
         if stat.S_ISLNK(listed.st_mode):
             self.reject(index, label, "a symbolic link: links are never followed (give the path of its target)")
         elif stat.S_ISDIR(listed.st_mode):
@@ -280,8 +286,6 @@ class _Lister:
         elif stat.S_ISREG(listed.st_mode) and name_problem(path.name, self.limits):
             self.reject(index, label, name_problem(path.name, self.limits))
         elif stat.S_ISREG(listed.st_mode):
-            if path.suffix.lower() == ".zip":
-                self.downloads.add(index)
             self.file(index, path, path.name, listed, inside_folder=False)
         else:
             self.reject(index, label, "not a regular file")
@@ -336,7 +340,8 @@ class _Lister:
         if relative.lower().endswith(".zip"):
             opener = functools.partial(_open_listed, path, listed)
             prefix = relative[:-4] + "/" if inside_folder else ""
-            if self.archive(index, opener, label, prefix, 1, modified if inside_folder else None, {"bytes": 0}):
+            if self.archive(index, opener, label, prefix, 1, modified if inside_folder else None, {"bytes": 0},
+                            nested=inside_folder):
                 return
         problem = self.take(listed.st_size, None)
         if problem:
@@ -352,7 +357,7 @@ class _Lister:
         return time, ""
 
     def archive(self, index: int, opener: Callable[[], BinaryIO], label: str, prefix: str, depth: int,
-                outer: tuple[dt.datetime | None, str] | None, budget: dict) -> bool:
+                outer: tuple[dt.datetime | None, str] | None, budget: dict, nested: bool) -> bool:
         """List a zip's members; False if the file is no zip at all (it is then listed as a file). ``outer`` is the
         time (and its flag) of the layer around the archive, which its members get; None for an LMS download,
         whose members keep their own dates."""
@@ -432,22 +437,22 @@ class _Lister:
                 inner.write_bytes(data)
                 del data
                 if self.archive(index, functools.partial(open, inner, "rb"), source, relative[:-4] + "/",
-                                depth + 1, (modified, flag), budget):
+                                depth + 1, (modified, flag), budget, nested=True):
                     continue
             self.files.append(InputFile(source, relative, read, modified, flag=flag, size=info.file_size,
-                                        input_index=index))
+                                        input_index=index, nested=nested))
         return True
 
 
 def list_inputs(inputs: list[Path], limits: Limits, scratch: Path,
-                archives: _OpenArchives) -> tuple[list[InputFile], set[int]]:
+                archives: _OpenArchives) -> tuple[list[InputFile], dict[int, tuple[str, bool]]]:
     """Every file of the inputs, zip members (and zips inside zips, unpacked to ``scratch``) included; hostile
-    entries rejected. Also returns which inputs are zip archives (downloads). The files' ``read`` needs
+    entries rejected. Also returns each input's name and whether it is a zip archive. The files' ``read`` needs
     ``scratch`` and ``archives`` to be open."""
     lister = _Lister(limits, scratch, archives)
     for index, path in enumerate(inputs):
         lister.input(index, Path(path))
-    return lister.files, lister.downloads
+    return lister.files, lister.inputs
 
 
 # -- step 2: identify ------------------------------------------------------------------------------------------
@@ -455,46 +460,24 @@ def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
 
 
-def gradescope_roots(files: list[InputFile]) -> dict[int, str]:
-    """input index -> the folder (inside that input) holding Gradescope's ``submission_metadata.yml``: the input's
-    top, or its only top-level folder (``assignment_77_export/``). Metadata anywhere else is inside somebody's
-    upload and is not trusted."""
-    paths: dict[int, list[str]] = {}
-    for file in files:
-        if file.relative and not SYSTEM_FILES.search(file.relative):
-            paths.setdefault(file.input_index, []).append(file.relative)
+GRADESCOPE_EXPORT = re.compile(r"assignment_\d+_export")
+
+
+def gradescope_roots(files: list[InputFile], kinds: dict[int, tuple[str, bool]]) -> dict[int, str]:
+    """input index -> the folder (inside that input) holding Gradescope's ``submission_metadata.yml``, which is
+    then trusted for names and times: the top of a zip download or of a folder named like Gradescope's export
+    (``assignment_77_export``), or such an export folder at the input's top. Metadata anywhere else (inside a
+    student's folder or zip, even when that student is alone in the download) is not trusted."""
     roots = {}
-    for index, found in paths.items():
-        if GRADESCOPE_METADATA in found:
-            roots[index] = ""
-            continue
-        tops = {p.split("/", 1)[0] for p in found}
-        if len(tops) == 1 and all("/" in p for p in found):
-            top = tops.pop()
-            if f"{top}/{GRADESCOPE_METADATA}" in found:
-                roots[index] = top + "/"
-    return roots
-
-
-def download_wrappers(files: list[InputFile], downloads: set[int]) -> dict[int, str]:
-    """input index -> the one folder around everything in a zip download (``submissions/`` of an instructor's
-    zip of a folder per student, or around Canvas or Moodle entries): skipped, its entries are the LMS layer. Only
-    for zip archives given as input (an LMS download, which no student writes)."""
-    paths: dict[int, list[str]] = {}
     for file in files:
-        if file.input_index in downloads and file.relative and not SYSTEM_FILES.search(file.relative):
-            paths.setdefault(file.input_index, []).append(file.relative)
-    wrappers = {}
-    for index, found in paths.items():
-        tops = {p.split("/", 1)[0] for p in found}
-        if len(tops) != 1 or not all("/" in p for p in found):
+        if file.nested or PurePosixPath(file.relative).name != GRADESCOPE_METADATA:
             continue
-        seconds = {p.split("/")[1] for p in found}
-        folders = {p.split("/")[1] for p in found if p.count("/") >= 2}
-        lms = any(re.match(pattern, name, re.IGNORECASE) for name in seconds for _, pattern in PATTERNS[:2])
-        if lms or len(folders) >= 2:
-            wrappers[index] = tops.pop() + "/"
-    return wrappers
+        name, is_zip = kinds.get(file.input_index, ("", False))
+        folder = file.relative[:-len(GRADESCOPE_METADATA)]
+        if (folder == "" and (is_zip or GRADESCOPE_EXPORT.fullmatch(name))) or \
+                GRADESCOPE_EXPORT.fullmatch(folder.rstrip("/")):
+            roots.setdefault(file.input_index, folder)
+    return roots
 
 
 def gradescope_metadata(files: list[InputFile], roots: dict[int, str], limits: Limits) -> dict[tuple[int, str], dict]:
@@ -512,7 +495,7 @@ def gradescope_metadata(files: list[InputFile], roots: dict[int, str], limits: L
             continue
         try:
             data = yaml.safe_load(file.read()) or {}
-        except (Unreadable, yaml.YAMLError) as error:
+        except (Unreadable, yaml.YAMLError, RecursionError, ValueError) as error:
             file.reason = f"Gradescope's metadata, unreadable ({printable(str(error))[:200]})"
             continue
         if not isinstance(data, dict):
@@ -546,11 +529,11 @@ def _components(relative: str, end: int) -> int:
 
 def identify_student(file: InputFile, patterns: list[tuple[str, str]], assignment: str,
                      gradescope: dict[tuple[int, str], dict], gradescope_root: str | None,
-                     notebook_names: dict[str, str], custom: bool = False, wrapper: str = "") -> bool:
+                     notebook_names: dict[str, str], custom: bool = False) -> bool:
     """Set the file's student id (from the outermost identifier) and what the LMS says about the student; False
-    if nothing identifies a student. ``wrapper`` (a folder around a whole download) is skipped."""
+    if nothing identifies a student."""
     relative = file.relative
-    if gradescope_root is not None and not custom:
+    if gradescope_root is not None and not custom and relative.startswith(gradescope_root):
         match = re.match(re.escape(gradescope_root) + r"submission_(?P<submission>\d+)/", relative)
         if not match:
             return False
@@ -567,8 +550,6 @@ def identify_student(file: InputFile, patterns: list[tuple[str, str]], assignmen
             file.modified = created
         file.inner = tuple(relative.split("/")[_components(relative, match.end()):])
         return bool(file.student_id)
-    if wrapper and not custom and relative.startswith(wrapper):
-        relative = relative[len(wrapper):]
     for lms, pattern in patterns:
         match = re.search(pattern.replace("{assignment}", re.escape(assignment)), relative, re.IGNORECASE)
         if not match:
@@ -730,8 +711,8 @@ def collect(assignment: str, inputs: list[Path], patterns: list[tuple[str, str]]
     archives = _OpenArchives()
     with tempfile.TemporaryDirectory(prefix="collect-") as scratch:
         try:
-            files, downloads = list_inputs(inputs, limits, Path(scratch), archives)     # step 1
-            report = _sort_and_stage(assignment, files, downloads, patterns, custom, expected, notebook_names,
+            files, kinds = list_inputs(inputs, limits, Path(scratch), archives)         # step 1
+            report = _sort_and_stage(assignment, files, kinds, patterns, custom, expected, notebook_names,
                                      submitted, kept, limits)
         finally:
             archives.close()
@@ -739,11 +720,10 @@ def collect(assignment: str, inputs: list[Path], patterns: list[tuple[str, str]]
     return report
 
 
-def _sort_and_stage(assignment: str, files: list[InputFile], downloads: set[int], patterns: list[tuple[str, str]],
-                    custom: bool, expected: list[str], notebook_names: dict[str, str], submitted: Path, kept: Path,
-                    limits: Limits) -> CollectionReport:
-    roots = {} if custom else gradescope_roots(files)
-    wrappers = {} if custom else download_wrappers(files, downloads)
+def _sort_and_stage(assignment: str, files: list[InputFile], kinds: dict[int, tuple[str, bool]],
+                    patterns: list[tuple[str, str]], custom: bool, expected: list[str], notebook_names: dict[str, str],
+                    submitted: Path, kept: Path, limits: Limits) -> CollectionReport:
+    roots = {} if custom else gradescope_roots(files, kinds)
     gradescope = gradescope_metadata(files, roots, limits)
     for file in files:                                                                  # step 2
         if file.outcome:
@@ -751,7 +731,7 @@ def _sort_and_stage(assignment: str, files: list[InputFile], downloads: set[int]
         if SYSTEM_FILES.search(file.relative):
             file.outcome, file.reason = "rejected", "a system file, not a submission"
         elif not identify_student(file, patterns, assignment, gradescope, roots.get(file.input_index),
-                                  notebook_names, custom, wrappers.get(file.input_index, "")):
+                                  notebook_names, custom):
             if file.relative.lower().endswith(".ipynb"):
                 file.outcome, file.reason = "rejected", "no student id in its path (see --pattern)"
             else:

@@ -173,20 +173,6 @@ def test_custom_pattern_and_command_line(tmp_path):
     assert (grading / "submitted" / "s123456" / ASSIGNMENT / "losses.ipynb").is_file()
 
 
-def test_a_folder_around_a_whole_download_is_skipped(tmp_path, monkeypatch):
-    """Is a zip of a folder of student folders (``submissions/carol/...``) read as one student per folder, while a
-    zip of one student's folder stays that student's?"""
-    monkeypatch.setenv("DLCOURSE_GRADING_DIR", str(tmp_path / "grading"))
-    wrapped = tmp_path / "submissions.zip"
-    wrapped.write_bytes(zip_of({"submissions/carol/losses.ipynb": notebook("carol"),
-                                "submissions/dave/Copy of losses.ipynb": notebook("dave")}))
-    single = tmp_path / "erin.zip"
-    single.write_bytes(zip_of({"erin/losses.ipynb": notebook("erin")}))
-    report = collect(ASSIGNMENT, [wrapped, single])
-    assert [(f.student_id, f.outcome) for f in report.files] == [("carol", "accepted"), ("dave", "accepted"),
-                                                                  ("erin", "accepted")]
-
-
 def test_the_outermost_folder_is_the_student(tmp_path, monkeypatch):
     """Is the top-level folder of a folder input the student, whatever folders it holds, and is an instructor who
     gave a folder of sections told how to give them?"""
@@ -198,3 +184,9 @@ def test_the_outermost_folder_is_the_student(tmp_path, monkeypatch):
     assert "give that folder as input" in report.files[0].reason
     report = collect(ASSIGNMENT, [tmp_path / "all" / "section1"])
     assert [(f.student_id, f.outcome) for f in report.files] == [("carol", "accepted"), ("dave", "accepted")]
+    zipped = tmp_path / "all.zip"   # the same in a zip: its top-level folder is the student
+    zipped.write_bytes(zip_of({"section1/carol/losses.ipynb": notebook("carol"),
+                               "section1/dave/losses.ipynb": notebook("dave")}))
+    report = collect(ASSIGNMENT, [zipped])
+    assert [f.outcome for f in report.files] == ["superseded", "accepted"]
+    assert "give that folder as input" in report.files[0].reason

@@ -133,6 +133,14 @@ def hostile(tmp_path):
     moodle = tmp_path / "moodle.zip"
     moodle.write_bytes(zip_of({
         '=HYPERLINK("evil.example")_4444_assignsubmission_file_/losses.ipynb': notebook("honest formula name")}))
+    # Gradescope's layout inside the only upload of a Canvas download, and in the only folder of a folder
+    metadata = (b"submission_5:\n  :submitters:\n  - :name: Victim\n    :sid: victim\n"
+                b"  :created_at: 2099-01-01 00:00:00.000000\n")
+    alone = tmp_path / "canvas-one.zip"
+    alone.write_bytes(zip_of({"walt_13131_900012_up.zip": zip_of({
+        "submission_metadata.yml": metadata, "submission_5/losses.ipynb": notebook("walt as gradescope victim")})}))
+    touch(tmp_path / "late" / "xena" / "submission_metadata.yml", metadata, 5)
+    touch(tmp_path / "late" / "xena" / "submission_5" / "losses.ipynb", notebook("xena as gradescope victim"), 5)
     folder = tmp_path / "downloads"
     touch(folder / "victim" / "losses.ipynb", notebook("honest victim"), 60)
     touch(folder / "alice" / "losses.ipynb", notebook("honest alice"), 30)
@@ -167,7 +175,8 @@ def hostile(tmp_path):
                 ("\\x1b[2J\\x1b]0;pwned\\x07\\x1b[31mred", "control character (\\x1b)"),
                 ("=1+2/losses.ipynb", "cannot be a student id"), ("fifo/losses.ipynb", "not a regular file"),
                 ("gil/losses.ipynb", "a hard link"), ("losses\\u202egnp.ipynb", "control character (\\u202e)")]
-    return [canvas, moodle, folder], staged, rejected, absolute
+    staged |= {"walt-13131": "walt as gradescope victim", "xena": "xena as gradescope victim"}
+    return [canvas, moodle, alone, tmp_path / "late", folder], staged, rejected, absolute
 
 
 def snapshot(folder: Path) -> dict[str, str]:
@@ -267,6 +276,8 @@ def test_hostile_batch(hostile, tmp_path, user):
     assert "names another student (victim)" in flags["alice"]
     assert "submission_metadata.yml inside trudy-33333's upload" in flags["trudy-33333"]
     assert "dated in the future" in flags["eve-44444"]
+    for student in ("walt-13131", "xena"):   # alone in their download: their metadata is still not trusted
+        assert "submission_metadata.yml inside" in flags[student] and "Gradescope submission folder" in flags[student]
     alice_extra = [r for r in rows if r["input"].endswith("extra.zip!victim/losses.ipynb")]
     assert [r["outcome"] for r in alice_extra] == ["superseded"] and alice_extra[0]["student_id"] == "alice"
 
