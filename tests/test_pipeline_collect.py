@@ -171,6 +171,8 @@ def test_custom_pattern_and_command_line(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "1 accepted" in result.stdout
     assert (grading / "submitted" / "s123456" / ASSIGNMENT / "losses.ipynb").is_file()
+    result = run_autograder("collect", ASSIGNMENT, str(tmp_path / "in"), "--max-file-mb=0.0001", env=env)
+    assert result.returncode == 0 and "1 rejected" in result.stdout and "per file" in result.stdout, result.stdout
 
 
 def test_the_outermost_folder_is_the_student(tmp_path, monkeypatch):
