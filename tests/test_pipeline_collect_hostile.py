@@ -69,9 +69,9 @@ def zeros_stream(mebibytes: int) -> bytes:
     return block * mebibytes + compressor.flush()
 
 
-def bomb(name: str, stream: bytes, declared: int) -> bytes:
+def bomb(name: str, stream: bytes, declared: int, crc: int | None = None) -> bytes:
     """A zip whose one member is the deflate ``stream`` with ``declared`` as its uncompressed size in both headers
-    (the member is written stored, then its method, size and checksum are patched)."""
+    (the member is written stored, then its method, size and, if given, checksum are patched)."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
         archive.writestr(zipfile.ZipInfo(name, date_time=LMS_DATE), stream)
@@ -82,6 +82,9 @@ def bomb(name: str, stream: bytes, declared: int) -> bytes:
     struct.pack_into("<I", data, local + 22, declared)
     struct.pack_into("<H", data, central + 10, zipfile.ZIP_DEFLATED)
     struct.pack_into("<I", data, central + 24, declared)
+    if crc is not None:
+        struct.pack_into("<I", data, local + 14, crc)
+        struct.pack_into("<I", data, central + 16, crc)
     return bytes(data)
 
 
@@ -167,7 +170,7 @@ def hostile(tmp_path):
                 ("solutions-link", "symbolic link"),
                 ("z" * 294, "longer than 255 bytes"),
                 ("900007_bomb.zip!losses.ipynb", "over the limit of 32.0 MB per file (a zip bomb?)"),
-                ("900008_liar.zip!Copy of losses.ipynb", "does not match its declared size"),
+                ("900008_liar.zip!Copy of losses.ipynb", "expands beyond the 1000 bytes it declares (a zip bomb?)"),
                 ("900009_ratio.zip!losses (2).ipynb", "over 100 times: a zip bomb"),
                 ("../../escaped.ipynb", "'..' in its path"), ("canvas.zip!../lms-escaped.ipynb", "'..' in its path"),
                 (str(absolute), "an absolute path"),
@@ -316,6 +319,14 @@ def test_limits_are_checked_before_reading(tmp_path, monkeypatch):
     assert "over the limit of 2 files" in report.files[-1].reason
     report = collect(ASSIGNMENT, [lms], limits=Limits(file_bytes=size - 1))
     assert all("per file" in f.reason for f in report.files)
+    # a member whose checksum matches the 1000 bytes it declares, and whose data goes on for 4 MiB, next to an honest
+    # 3 MiB member (read in several chunks, its checksum checked at its end)
+    lms.write_bytes(zip_of({"big/losses.ipynb": os.urandom(3 * 2**20)}))
+    liar = tmp_path / "liar.zip"
+    liar.write_bytes(bomb("liar/losses.ipynb", zeros_stream(4), 1000, crc=zlib.crc32(bytes(1000))))
+    report = collect(ASSIGNMENT, [lms, liar])
+    assert [f.outcome for f in report.files] == ["accepted", "rejected"], [f.reason for f in report.files]
+    assert "expands beyond the 1000 bytes it declares" in report.files[1].reason
     # an LMS download holding a student's zip holding a zip holding a zip: the third level is not opened
     nested = zip_of({"deep_1_2_work.zip": zip_of({"a.zip": zip_of({"b.zip": zip_of({"losses.ipynb": b"{}"}),
                                                                    "losses.ipynb": notebook("deep")})})})
