@@ -44,8 +44,8 @@ from autograder.nbgrader_api import NbgraderError, check, grading_dir, load_conf
 from autograder.notebooks import is_test, nbgrader_meta
 from autograder.repair import Reference, Rejected, load_submission, repair
 from autograder.sandbox import Limits, SandboxError, SlotPool, bubblewrap_works, isolation_warning
-from autograder.store import (PIPELINE_VERSION, NotebookResult, Result, TestResult, file_digest, load_result,
-                              load_roster, save_result)
+from autograder.store import (PIPELINE_VERSION, NotebookResult, Result, SafeCsvWriter, TestResult, file_digest,
+                              load_result, load_roster, save_result)
 from autograder.tampering import neutralize, scan
 
 # nbgrader 0.9's gradebook triggers SQLAlchemy autoflush warnings on every autograde; they are not ours to fix.
@@ -482,7 +482,7 @@ def write_csv(assignment: str, results: list[Result], path: Path) -> Path:
     tests = list(dict.fromkeys(name for r in results for name in r.tests))
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle, quoting=csv.QUOTE_MINIMAL)
+        writer = SafeCsvWriter(handle, quoting=csv.QUOTE_MINIMAL)   # no spreadsheet formula in a cell
         writer.writerow(["assignment", "student_id", "score", "max_score", "status", "notes", *tests])
         for r in results:
             notes = "; ".join(([r.reason] if r.reason else []) + r.flags)
