@@ -11,6 +11,7 @@ Modules:
     testing      assertions used by the exercises' test cells.
     submission   the pre-submission check run by the last cell of every exercise.
     course       repository settings from _config.yml; Colab and JupyterHub links.
+    book         glue: numbers the book's prose quotes, recorded by the cell that computes them.
 
 Importing the package imports none of them (and never torch). This package holds no solution to any exercise.
 """
