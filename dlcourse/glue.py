@@ -3,7 +3,7 @@
 A chapter computes a value, glues it under a name, and its Markdown quotes the name with the role
 ``{glue:text}`name``` or, formatted, ``{glue:text}`name:.1%```. The book build fills the text in from the executed
 notebook, so a new library version or dataset cannot silently falsify a sentence; a quoted name that no code
-glued fails the build (warnings are errors), and ``tests/test_hygiene.py`` checks the names before any build.
+glued fails the build (warnings are errors), and ``tests/test_prose_numbers.py`` checks the names before any build.
 
 :func:`glue` writes exactly the output of ``myst_nb.glue(name, value, display=False)``, but needs no MyST-NB,
 which Colab lacks. In Jupyter and Colab the glued output shows nothing: print the value as well where a reader
@@ -34,7 +34,8 @@ def glue(name: str, value: Gluable | np.generic) -> None:
 
     Args:
         name: an identifier (letters, digits, underscores), unique within the chapter.
-        value: a number (Python or NumPy scalar, finite) or a string. A format is applied in the text:
+        value: a number (Python or NumPy scalar, 0-d array or tensor, finite) or a string. A format is applied
+            in the text:
             ``{glue:text}`name:.2f```.
 
     Raises:
@@ -44,8 +45,8 @@ def glue(name: str, value: Gluable | np.generic) -> None:
     if not isinstance(name, str) or not _NAME.fullmatch(name):
         raise ValueError(f"glue name {name!r}: use letters, digits and underscores (the text quotes it as "
                          f"{{glue:text}}`name` or {{glue:text}}`name:format`)")
-    if isinstance(value, np.generic):
-        value = value.item()
+    if isinstance(value, np.generic) or (hasattr(value, "item") and getattr(value, "ndim", None) == 0):
+        value = value.item()   # a NumPy scalar or a 0-d array or tensor
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
         raise TypeError(f"glue({name!r}, ...) takes a number or a string, not {type(value).__name__}: "
                         f"convert it first, e.g. float(x) or int(x)")

@@ -131,25 +131,6 @@ def test_every_chapter_is_in_the_table_of_contents():
         assert chapter.removesuffix(".ipynb") in files, f"{chapter} is not in _toc.yml"
 
 
-# {glue:text}`name`, {glue:text}`name:.1%`, {glue}`name`, ```{glue:figure} name; a name of another page
-# (`page::name`) is that page's business.
-GLUE_ROLE = re.compile(r"\{glue(?::\w+)?\}`(?![^`]*::)([^`:]+)(?::[^`]*)?`")
-GLUE_DIRECTIVE = re.compile(r"^\s*[`:]{3,}\{glue(?::\w+)?\}\s+([^\s:]+)\s*$", re.MULTILINE)
-GLUE_CALL = re.compile(r"\bglue\(\s*[\"']([^\"']+)[\"']")
-
-
-@pytest.mark.parametrize("path", CHAPTERS)
-def test_every_number_the_text_quotes_is_glued(path):
-    """Is every value the text quotes with {glue:text}`name` glued by the chapter's code, under a unique name?
-    (The build would stop at a missing name too, but only after executing every chapter.)"""
-    nb = read(path)
-    quoted = {name for cell in nb.cells if cell.cell_type == "markdown"
-              for pattern in (GLUE_ROLE, GLUE_DIRECTIVE) for name in pattern.findall(cell.source)}
-    glued = [name for cell in nb.cells if cell.cell_type == "code" for name in GLUE_CALL.findall(cell.source)]
-    assert not sorted(quoted - set(glued)), f"quoted in the text but never glued: {sorted(quoted - set(glued))}"
-    assert len(glued) == len(set(glued)), f"glued twice: {sorted({n for n in glued if glued.count(n) > 1})}"
-
-
 def test_no_generated_or_private_files_are_tracked():
     """No build output, caches, gradebooks or submissions in git."""
     forbidden = re.compile(r"(^|/)(__pycache__|\.ipynb_checkpoints|_build|\.jupyter_cache|\.venv|\.grading|"
