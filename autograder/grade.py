@@ -47,6 +47,7 @@ from autograder.sandbox import Limits, SandboxError, SlotPool, bubblewrap_works,
 from autograder.store import (PIPELINE_VERSION, NotebookResult, Result, TestResult, file_digest, load_result,
                               load_roster, save_result)
 from autograder.tampering import neutralize, scan
+from autograder.verdict import plan, uses_trusted_runner
 
 # nbgrader 0.9's gradebook triggers SQLAlchemy autoflush warnings on every autograde; they are not ours to fix.
 warnings.filterwarnings("ignore", message=".*not in session.*")
@@ -68,12 +69,14 @@ class Settings:
     limits: Limits = field(default_factory=Limits)
     force: bool = False               # regrade unchanged submissions too
     progress: bool = True
+    verdict: str = "auto"             # auto, trusted, kernel: where test cells run (autograder.verdict)
 
     def fingerprint(self) -> str:
         """What the scores may depend on, besides the files (part of each submission's key)."""
         limits = self.limits
         return (f"pipeline={PIPELINE_VERSION};timeout={self.timeout};memory={limits.memory_bytes};"
-                f"cpu={limits.cpu_seconds};processes={limits.processes};files={limits.file_bytes}")
+                f"cpu={limits.cpu_seconds};processes={limits.processes};files={limits.file_bytes};"
+                f"verdict={self.verdict}")
 
 
 @dataclass
@@ -91,6 +94,7 @@ class Job:
     files: dict[str, Path]
     key: str
     notebooks: list[PreparedNotebook] = field(default_factory=list)
+    plans: dict[str, dict] = field(default_factory=dict)   # notebook name -> trusted runner plan
     started: float = 0.0
     error: str = ""           # why the pipeline failed on this submission ("" when it did not)
 
@@ -164,6 +168,7 @@ class Grader:
         self.restore = _preprocessors(RESTORE_STEPS, self.config)
         self.score_steps = [SetAsideStderr(), *_preprocessors(SCORE_STEPS, self.config)]
         self.roster = load_roster()
+        self.trusted = uses_trusted_runner(assignment, settings.verdict)
 
     # -- the batch ---------------------------------------------------------------------------------------------
     def shipped_files(self) -> dict[str, Path]:
@@ -331,6 +336,8 @@ class Grader:
                 nb, resources = preprocessor(nb, resources)
             findings = scan(nb)                                                        # step 5
             neutralize(nb, findings)
+            if self.trusted:
+                job.plans[name] = plan(nb, self.references[name])
             notebook.nb = nb
             notebook.result.repairs = notes
             notebook.result.tampering = [f.describe() for f in findings]
@@ -347,7 +354,8 @@ class Grader:
                 if notebook.nb is None:
                     continue
                 try:
-                    outcome = execute_notebook(slot, notebook.nb, self.timeout)
+                    outcome = execute_notebook(slot, notebook.nb, self.timeout,
+                                               job.plans.get(notebook.name))
                 except SandboxError as error:   # the kernel or its factory failed: restart the sandbox
                     notebook.result.problem = f"the sandbox failed: {error}"
                     for cell in notebook.nb.cells:
