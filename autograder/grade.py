@@ -56,6 +56,7 @@ StudentResult = Result   # the name the first version of this module used
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 _CELL_LINE = re.compile(r"Cell In\[\d*\], line (\d+)")
+MAX_EXPLANATION = 400   # characters of a course helper's message kept for the feedback
 _HIDDEN = re.compile(r"^\s*### (BEGIN|END) HIDDEN TESTS\s*$")
 
 
@@ -334,6 +335,8 @@ class Grader:
             resources = self.resources(job.student_id, name)
             for preprocessor in self.restore:                                          # step 4
                 nb, resources = preprocessor(nb, resources)
+            for cell in nb.cells:   # the grader's own metadata comes from this run only, never from the file
+                cell.metadata.pop("autograder", None)
             findings = scan(nb)                                                        # step 5
             neutralize(nb, findings)
             if self.trusted:
@@ -436,13 +439,17 @@ class Grader:
             grade = grades.get(grade_id)
             points = float(grade.max_score) if grade else 0.0
             score = float(grade.score or 0) if grade else 0.0
+            explanation = ""
             if grade_id not in cells:
                 outcome, message, hidden = "not run", "the notebook could not be graded", False
             elif score >= points:
                 outcome, message, hidden = "passed", "", False
             else:
                 outcome, message, hidden = describe_failure(cells[grade_id])
-            tests.append(TestResult(grade_id, points, score, outcome, message, hidden, hint))
+                verdict = cells[grade_id].metadata.get("autograder", {}).get("verdict", {}) if self.trusted else {}
+                if verdict.get("by") == "helper":   # said by a course assertion helper in the trusted runner
+                    explanation = str(verdict.get("message", ""))[:MAX_EXPLANATION]
+            tests.append(TestResult(grade_id, points, score, outcome, message, hidden, hint, explanation))
         return tests
 
 

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from autograder.nbgrader_api import grading_dir
 
-PIPELINE_VERSION = "1"   # bump when a change to the pipeline can change scores: every submission is regraded
+PIPELINE_VERSION = "2"   # bump when a change to the pipeline can change scores: every submission is regraded
 
 
 @dataclass
@@ -43,6 +43,7 @@ class TestResult:
     message: str = ""          # first line of the error, "" when passed
     hidden: bool = False       # the failing line is inside the hidden tests
     hint: str = ""             # the test cell's first comment line (what it checks)
+    explanation: str = ""      # what a course assertion helper said, in the trusted runner (safe to show)
 
 
 @dataclass
