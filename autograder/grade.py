@@ -5,13 +5,21 @@ Each submission goes through these steps, in order:
 1. ``read``: the submitted files and their key (a hash with the assignment's source and the grading settings);
    a submission already graded with the same key is skipped, so an interrupted run resumes where it stopped.
 2. ``parse``: an empty file, or one that is not a notebook, is scored 0 with the reason (the batch goes on).
-3. ``repair`` (:mod:`autograder.repair`): duplicated grade ids, lost metadata, deleted test cells, old formats.
-   Before 4: nbgrader matches cells by grade id and stops on duplicates.
+3. ``repair`` (:mod:`autograder.repair`): grade metadata the released notebook does not have (unknown grade ids,
+   extra graded cells, an answer re-marked as a test or locked), duplicated grade ids, lost metadata, deleted
+   test cells, old formats. Before 4: nbgrader matches cells by grade id and stops on duplicates.
 4. ``restore``: nbgrader's own sanitising preprocessors put back locked cells and hidden tests from the gradebook
    (``ClearOutput``, ``DeduplicateIds``, ``OverwriteKernelspec``, ``OverwriteCells``, ``CheckCellMetadata``).
 5. ``neutralise`` (:mod:`autograder.tampering`): statements that patch the tests' modules or helpers become
-   ``pass``. After 4, so that the scan sees exactly the cells that will run.
+   ``pass`` and are flagged for the instructor. After 4, so that the scan sees exactly the cells that will run.
+   A static scan cannot be complete: with the trusted runner (6) it is a flag, not the defence.
 6. ``execute`` (:mod:`autograder.execute`) in a sandboxed kernel (:mod:`autograder.sandbox`), on N workers.
+   With the trusted test runner (:mod:`autograder.verdict`; the assignments of ``TRUSTED_ASSIGNMENTS``, or
+   ``--verdict trusted``) the kernel runs only the non-test cells, and each test cell runs in a separate trusted
+   process that calls the student's functions through proxies and gets data back: the outcome of every
+   assertion is decided there, and the hidden tests never enter the student's process. Rules that can only be
+   checked inside that process stay best-effort. Otherwise (``--verdict kernel``, assignments 02-06 today) the
+   test cells run in the kernel after the student's code, as in nbgrader, and only the scan of 5 guards them.
 7. ``set aside stderr``: stderr streams of test cells move to the cell's metadata (see :class:`SetAsideStderr`).
 8. ``score``: nbgrader's ``LimitOutput``, ``SaveAutoGrades``, ``AssignLatePenalties``.
 9. ``record``: the autograded notebook, then the result record (:mod:`autograder.store`), the commit point.

@@ -32,6 +32,11 @@ import sys
 import traceback
 
 HELPER_FILES = (os.sep + os.path.join("dlcourse", "testing.py"),)
+# Course helpers that can only do their work inside the student's process (best-effort there, and flagged):
+# a check is called in the kernel on the student's objects; a context is entered in the kernel around every call
+# made inside the test's ``with`` block.
+KERNEL_GUARDS = {"assert_torch_free": "check", "without_shortcuts": "context", "single_blas_thread": "context"}
+ACTIVE_GUARDS: list[str] = []
 MAX_MESSAGE = 400
 MAX_ANSWER = 400 * 2**20
 
@@ -46,6 +51,10 @@ class KernelDiedError(Exception):
 
 class SubmissionError(Exception):
     """The student's code raised an exception of its own class (its message is never read)."""
+
+
+class GuardError(AssertionError):
+    """A course check that runs in the student's kernel (``assert_torch_free``) failed there."""
 
 
 class _Channel:
@@ -171,10 +180,21 @@ def _apply(obj, new) -> None:
         obj.bit_generator.state = new
 
 
-def _request(op: str, target: tuple, args=(), kwargs=None, **extra):
+def _errstate() -> dict | None:
+    """NumPy's floating-point error handling of the test when it is not NumPy's default (an ``np.errstate``
+    block): the kernel applies it around the call."""
+    numpy = sys.modules.get("numpy")
+    if numpy is None:
+        return None
+    state = numpy.geterr()
+    return state if state != {"divide": "warn", "over": "warn", "under": "ignore", "invalid": "warn"} else None
+
+
+def _request(op: str, target: tuple, args=(), kwargs=None, guard: bool = False, **extra):
     if CHANNEL is None:
         raise RuntimeError("no channel to the student's kernel")
     kwargs = dict(kwargs or {})
+    extra.update(guards=list(ACTIVE_GUARDS), errstate=_errstate())
     received: list = []
     _walk([*args, *kwargs.values()], received, set())
     buffer = io.BytesIO()
@@ -207,8 +227,13 @@ def _request(op: str, target: tuple, args=(), kwargs=None, **extra):
             name = "".join(c for c in str(error.get("name", "")) if c.isalnum() or c == "_")[:60] or "Exception"
             base = getattr(builtins, str(error.get("builtin", "")), None)
             what = _label(target, op, extra)
+            if guard and error.get("builtin") == "AssertionError":
+                exception = GuardError(f"the check {target[1]} failed in your kernel: "
+                                       f"{'PyTorch is used, which this assignment does not allow' if target[1] == 'assert_torch_free' else 'see the task'}")
+                exception._ag_guard = True
+                raise exception
             text = f"{what} raised {name} (the submission's own error message is not shown)"
-            if isinstance(base, type) and issubclass(base, Exception) and base is not AssertionError:
+            if isinstance(base, type) and issubclass(base, Exception) and base not in (Exception, AssertionError):
                 try:
                     exception = base(text)
                 except Exception:
@@ -220,8 +245,8 @@ def _request(op: str, target: tuple, args=(), kwargs=None, **extra):
         if status != "ok":
             raise ValueError("unknown status")
         return build(tree.get("value"))
-    except (ValueError, KeyError, TypeError, IndexError, OSError) as error:
-        if getattr(error, "_ag_from_submission", False):
+    except Exception as error:   # noqa: BLE001 - anything the kernel sends that is not a well-formed answer
+        if getattr(error, "_ag_from_submission", False) or getattr(error, "_ag_guard", False):
             raise
         raise SubmissionError(f"the submission's kernel gave an answer that could not be read: "
                               f"{type(error).__name__}") from None
@@ -233,6 +258,35 @@ def _label(target: tuple, op: str, extra: dict) -> str:
     if op == "getattr":
         return f"reading {extra.get('name')!r} of {name}"
     return f"your {name}" if kind == "n" else name
+
+
+class _GuardContext:
+    def __init__(self, name: str):
+        self.name = name
+
+    def __enter__(self):
+        ACTIVE_GUARDS.append(self.name)
+        return self
+
+    def __exit__(self, *exc):
+        ACTIVE_GUARDS.reverse()
+        ACTIVE_GUARDS.remove(self.name)
+        ACTIVE_GUARDS.reverse()
+        return False
+
+
+def _install_guards(namespace: dict) -> None:
+    """Replace the course's kernel-side helpers in the runner's namespace by their kernel-side shims."""
+    for name, kind in KERNEL_GUARDS.items():
+        helper = namespace.get(name)
+        if helper is None or not str(getattr(helper, "__module__", "")).startswith("dlcourse"):
+            continue
+        if kind == "check":
+            def check(*args, _name=name, **kwargs):
+                _request("call", ("n", _name), args, kwargs, guard=True)
+            namespace[name] = check
+        else:
+            namespace[name] = lambda *args, _name=name, **kwargs: _GuardContext(_name)
 
 
 class Proxy:
@@ -293,7 +347,8 @@ def _run(source: str, filename: str, namespace: dict):
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
     tree = ast.parse(source, filename)
     last = None
-    if tree.body and isinstance(tree.body[-1], ast.Expr):
+    # IPython shows the value of a last expression, unless the cell ends with a semicolon.
+    if tree.body and isinstance(tree.body[-1], ast.Expr) and not source.rstrip().endswith(";"):
         last = ast.Expression(tree.body.pop().value)
     exec(compile(tree, filename, "exec"), namespace)
     if last is not None:
@@ -313,6 +368,8 @@ def _verdict(error: BaseException, filename: str) -> tuple[str, int | None]:
         return "submission", line
     if isinstance(error, CellTimeoutError):
         return "timeout", line
+    if isinstance(error, GuardError):
+        return "guard", line
     if isinstance(error, KernelDiedError):
         return "kernel", line
     if isinstance(error, AssertionError) and frames:
@@ -385,6 +442,7 @@ def main() -> None:
                 sys.stdout, sys.stderr = out, err
             for name in message.get("names", []):   # answer names the given cell might have shadowed
                 namespace[name] = Proxy(name)
+            _install_guards(namespace)
             CHANNEL.send({"op": "done"})
         elif op == "test":
             CHANNEL.send(_test(message, namespace))
