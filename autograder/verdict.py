@@ -186,9 +186,6 @@ class TrustedRunner:
         interrupted = False
         reply = None
         while reply is None:
-            if not self.slot.kernel_alive():
-                end = self.slot.kernel_end
-                raise KernelStopped(f"died ({end.describe() if end else 'killed'})", timeout=False)
             now = time.monotonic()
             if now > deadline and not interrupted:
                 self.slot.signal_kernel(2)   # SIGINT, as nbclient interrupts a cell that runs too long
@@ -199,7 +196,10 @@ class TrustedRunner:
                 raise KernelStopped("did not stop after the time limit, even when interrupted", timeout=True)
             try:
                 message = await self.kc.get_shell_msg(timeout=0.5)
-            except Exception:   # queue.Empty: nothing yet
+            except Exception:   # queue.Empty: nothing yet; is the kernel still there?
+                if not self.slot.kernel_alive():
+                    end = self.slot.kernel_end
+                    raise KernelStopped(f"died ({end.describe() if end else 'killed'})", timeout=False) from None
                 continue
             if message.get("parent_header", {}).get("msg_id") == msg_id:
                 reply = message
