@@ -84,7 +84,7 @@ async def _execute(slot: Slot, nb: NotebookNode, timeout: int | None, outcome: O
         if info is not None:
             nb.metadata["language_info"] = info["content"]["language_info"]
         if trusted is not None:
-            runner = TrustedRunner(slot, kc, trusted["names"])
+            runner = TrustedRunner(slot, kc, trusted["names"], trusted.get("server"))
             await runner.start()
             await runner.install_agent()
         count = 0

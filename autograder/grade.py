@@ -55,7 +55,7 @@ from autograder.sandbox import Limits, SandboxError, SlotPool, bubblewrap_works,
 from autograder.store import (PIPELINE_VERSION, NotebookResult, Result, TestResult, file_digest, load_result,
                               load_roster, save_result)
 from autograder.tampering import neutralize, scan
-from autograder.verdict import plan, uses_trusted_runner
+from autograder.verdict import RunnerServer, plan, uses_trusted_runner
 
 # nbgrader 0.9's gradebook triggers SQLAlchemy autoflush warnings on every autograde; they are not ours to fix.
 warnings.filterwarnings("ignore", message=".*not in session.*")
@@ -178,6 +178,7 @@ class Grader:
         self.score_steps = [SetAsideStderr(), *_preprocessors(SCORE_STEPS, self.config)]
         self.roster = load_roster()
         self.trusted = uses_trusted_runner(assignment, settings.verdict)
+        self.runner_path: str | None = None   # the trusted runners' fork server, while a batch runs
 
     # -- the batch ---------------------------------------------------------------------------------------------
     def shipped_files(self) -> dict[str, Path]:
@@ -264,11 +265,19 @@ class Grader:
             raise NbgraderError("--isolation bwrap: " + isolation_warning())
         if not sandboxed:
             print(f"warning: {isolation_warning()}", file=sys.stderr)
-        # The kernel factories import their modules while the gradebook is prepared.
-        with SlotPool(workers, self.settings.limits, self.preload_modules(), self.shipped_files(),
-                      sandboxed) as pool:
-            self.register()
-            results.update({r.student_id: r for r in self.run(jobs, pool, workers, skipped=len(results))})
+        # The kernel factories (and the trusted runners' server) import their modules while the gradebook is
+        # prepared.
+        server = (RunnerServer(tuple(m for m in self.preload_modules() if m not in KERNEL_MODULES))
+                  if self.trusted else None)
+        try:
+            with SlotPool(workers, self.settings.limits, self.preload_modules(), self.shipped_files(),
+                          sandboxed) as pool:
+                self.register()
+                self.runner_path = server.wait_ready() if server is not None else None
+                results.update({r.student_id: r for r in self.run(jobs, pool, workers, skipped=len(results))})
+        finally:
+            if server is not None:
+                server.close()
         return [results[s] for s in sorted(results)]
 
     def run(self, jobs: list[Job], pool: SlotPool, workers: int, skipped: int = 0) -> list[Result]:
@@ -348,7 +357,7 @@ class Grader:
             findings = scan(nb)                                                        # step 5
             neutralize(nb, findings)
             if self.trusted:
-                job.plans[name] = plan(nb, self.references[name])
+                job.plans[name] = dict(plan(nb, self.references[name]), server=self.runner_path)
             notebook.nb = nb
             notebook.result.repairs = notes
             notebook.result.tampering = [f.describe() for f in findings]

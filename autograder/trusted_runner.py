@@ -58,11 +58,15 @@ class GuardError(AssertionError):
 
 
 class _Channel:
-    def __init__(self):
-        self.input = sys.stdin.buffer
-        self.output = os.fdopen(os.dup(1), "wb")
-        os.dup2(2, 1)   # native libraries writing to fd 1 must not corrupt the protocol
-        self.calls = 0
+    def __init__(self, connection=None):
+        if connection is None:   # a process of its own: the protocol on stdin and stdout
+            self.input = sys.stdin.buffer
+            self.output = os.fdopen(os.dup(1), "wb")
+        else:                    # forked by the server: the protocol on the grader's connection
+            self.input, self.output = connection.makefile("rb"), connection.makefile("wb")
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 1)      # native libraries writing to fd 1 must not corrupt the protocol
+        os.close(devnull)
 
     def send(self, message: dict) -> None:
         self.output.write(json.dumps(message).encode() + b"\n")
@@ -419,10 +423,11 @@ def _test(message: dict, namespace: dict) -> dict:
     return {"op": "done", "outputs": outputs, "verdict": verdict}
 
 
-def main() -> None:
+def main(connection=None) -> None:
     global CHANNEL
 
-    CHANNEL = _Channel()
+    CHANNEL = _Channel(connection)
+    CHANNEL.send({"op": "hello", "pid": os.getpid()})
     namespace: dict = {"__name__": "__main__", "__builtins__": builtins}
     while True:
         message = CHANNEL.receive()
@@ -450,5 +455,53 @@ def main() -> None:
             return
 
 
+def serve(path: str, modules: list[str]) -> None:
+    """A fork server: import the assignment's modules once, then fork one runner per connection on ``path``.
+
+    It stops when its stdin closes (the grader ended). Each runner is a fresh copy of this process: the state a
+    test cell leaves (seeds, patched helpers, the namespace) never reaches the next notebook.
+    """
+    import importlib
+    import select
+    import signal
+    import socket
+
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except Exception:   # noqa: BLE001 - a module the runner does not need (or cannot import) is skipped
+            pass
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)   # children are reaped by the system
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(path)
+    server.listen(64)
+    sys.stdout.write("ready\n")
+    sys.stdout.flush()
+    while True:
+        ready, _, _ = select.select([server, sys.stdin], [], [])
+        if sys.stdin in ready and not os.read(sys.stdin.fileno(), 1024):
+            return
+        if server in ready:
+            connection, _ = server.accept()
+            if os.fork() == 0:
+                import shutil
+                import tempfile
+
+                server.close()
+                signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+                os.setsid()
+                folder = tempfile.mkdtemp(prefix="ag-trusted-")
+                os.chdir(folder)
+                try:
+                    main(connection)
+                finally:
+                    shutil.rmtree(folder, ignore_errors=True)
+                    os._exit(0)
+            connection.close()
+
+
 if __name__ == "__main__":
-    main()
+    if len(sys.argv) > 2 and sys.argv[1] == "--server":
+        serve(sys.argv[2], json.loads(sys.argv[3]) if len(sys.argv) > 3 else [])
+    else:
+        main()

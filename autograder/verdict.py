@@ -35,10 +35,12 @@ from nbformat import NotebookNode
 from autograder.notebooks import is_answer, is_test, nbgrader_meta
 
 # Assignments whose tests run in the trusted runner: their test cells call the student's functions with data
-# (arrays, numbers, lists, dicts, NumPy generators) and check what comes back. The others (02-06: callbacks
-# passed into student code, kernel-side guards such as assert_torch_free, PyTorch objects and training loops)
-# still run their test cells in the student's kernel, where the verdict is best-effort (see README, "Grade").
-TRUSTED_ASSIGNMENTS = frozenset({"01-losses"})
+# (arrays, numbers, lists, dicts, NumPy generators) and check what comes back; 03's "NumPy only" guards run in
+# the kernel around the calls. The others still run their test cells in the student's kernel, where the verdict
+# is best-effort (README, "Grade"): 02 passes callbacks (lambdas) into student code and switches a course helper
+# off around the call in the test cell itself; 04 moves the Fashion-MNIST training set into the call and times
+# it; 05 and 06 test PyTorch objects (autograd Functions, modules, training loops, data loaders).
+TRUSTED_ASSIGNMENTS = frozenset({"01-losses", "03-backprop"})
 AGENT = Path(__file__).with_name("kernel_side.py")
 RUNNER = Path(__file__).with_name("trusted_runner.py")
 MAX_ANSWER = 400 * 2**20    # characters of one answer of the kernel's agent
@@ -82,19 +84,27 @@ class KernelStopped(Exception):
 class TrustedRunner:
     """One trusted runner process for one notebook, and the relay of its calls to the student's kernel."""
 
-    def __init__(self, slot, kc, names: list[str]):
-        self.slot, self.kc, self.names = slot, kc, names
+    def __init__(self, slot, kc, names: list[str], server: str | None = None):
+        self.slot, self.kc, self.names, self.server = slot, kc, names, server
         self.process: asyncio.subprocess.Process | None = None
+        self.reader: asyncio.StreamReader | None = None
+        self.writer = None
+        self.pid: int | None = None
         self.folder = tempfile.mkdtemp(prefix="ag-trusted-")
         self.calls = 0
 
     async def start(self) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("JPY")}
-        env.update(NBGRADER_EXECUTION="autograde", MPLBACKEND="Agg", OMP_NUM_THREADS="1",
-                   OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONDONTWRITEBYTECODE="1")
-        self.process = await asyncio.create_subprocess_exec(
-            sys.executable, str(RUNNER), stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.DEVNULL, cwd=self.folder, env=env, limit=MAX_ANSWER + 2**20)
+        """Fork a runner from the server (:class:`RunnerServer`) or, without one, start a process of its own."""
+        if self.server is not None:
+            self.reader, self.writer = await asyncio.open_unix_connection(self.server, limit=MAX_ANSWER + 2**20)
+        else:
+            self.process = await asyncio.create_subprocess_exec(
+                sys.executable, str(RUNNER), stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.DEVNULL, cwd=self.folder, env=runner_environment(),
+                limit=MAX_ANSWER + 2**20)
+            self.reader, self.writer = self.process.stdout, self.process.stdin
+        hello = await self._receive(120)
+        self.pid = int(hello.get("pid", 0)) or None
         await self._send({"op": "names", "names": self.names})
 
     async def install_agent(self, timeout: float = 60) -> None:
@@ -104,11 +114,11 @@ class TrustedRunner:
         await self._reply(msg_id, timeout)
 
     async def _send(self, message: dict) -> None:
-        self.process.stdin.write(json.dumps(message).encode() + b"\n")
-        await self.process.stdin.drain()
+        self.writer.write(json.dumps(message).encode() + b"\n")
+        await self.writer.drain()
 
     async def _receive(self, timeout: float) -> dict:
-        line = await asyncio.wait_for(self.process.stdout.readline(), timeout)
+        line = await asyncio.wait_for(self.reader.readline(), timeout)
         if not line:
             raise RuntimeError("the trusted test runner stopped")
         return json.loads(line)
@@ -225,20 +235,64 @@ class TrustedRunner:
         return reply
 
     def kill(self) -> None:
-        if self.process is not None and self.process.returncode is None:
+        if self.pid is not None:
             try:
-                self.process.kill()
-            except ProcessLookupError:
+                os.kill(self.pid, 9)
+            except (ProcessLookupError, PermissionError):
                 pass
 
     async def close(self) -> None:
-        if self.process is not None and self.process.returncode is None:
-            try:
-                await self._send({"op": "exit"})
+        try:
+            await self._send({"op": "exit"})
+            if self.process is not None:
                 await asyncio.wait_for(self.process.wait(), 5)
-            except Exception:
-                self.kill()
-                await self.process.wait()
+            else:
+                await asyncio.wait_for(self.reader.read(), 5)   # the runner closes its end when it exits
+        except Exception:   # noqa: BLE001 - it is gone or stuck: make sure it is gone
+            self.kill()
+        if self.writer is not None:
+            self.writer.close()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def runner_environment() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JPY")}
+    env.update(NBGRADER_EXECUTION="autograde", MPLBACKEND="Agg", OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1",
+               MKL_NUM_THREADS="1", PYTHONDONTWRITEBYTECODE="1")
+    return env
+
+
+class RunnerServer:
+    """One fork server of trusted runners for a grading run: it imports the assignment's modules once (as the
+    kernel factories do), and forks a fresh runner for every notebook."""
+
+    def __init__(self, modules: tuple[str, ...]):
+        import subprocess
+
+        self.folder = tempfile.mkdtemp(prefix="ag-runner-")
+        os.chmod(self.folder, 0o700)
+        self.path = os.path.join(self.folder, "runner.sock")
+        self.process = subprocess.Popen([sys.executable, str(RUNNER), "--server", self.path, json.dumps(modules)],
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                        cwd=self.folder, env=runner_environment())
+
+    def wait_ready(self, timeout: float = 300) -> str:
+        import select
+
+        ready, _, _ = select.select([self.process.stdout], [], [], timeout)
+        if not ready or self.process.stdout.readline().strip() != b"ready":
+            self.close()
+            raise RuntimeError("the trusted test runner's server did not start")
+        return self.path
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.process.stdin.close()
+            try:
+                self.process.wait(timeout=10)
+            except Exception:   # noqa: BLE001
+                self.process.kill()
+                self.process.wait()
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
