@@ -18,7 +18,7 @@ Each submission goes through these steps, in order:
    ``--verdict trusted``) the kernel runs only the non-test cells, and each test cell runs in a separate trusted
    process that calls the student's functions through proxies and gets data back: the outcome of every
    assertion is decided there, and the hidden tests never enter the student's process. Rules that can only be
-   checked inside that process stay best-effort. Otherwise (``--verdict kernel``, assignments 02-06 today) the
+   checked inside that process stay best-effort. Otherwise (``--verdict kernel``, 02, 04, 05 and 06 today) the
    test cells run in the kernel after the student's code, as in nbgrader, and only the scan of 5 guards them.
 7. ``set aside stderr``: stderr streams of test cells move to the cell's metadata (see :class:`SetAsideStderr`).
 8. ``score``: nbgrader's ``LimitOutput``, ``SaveAutoGrades``, ``AssignLatePenalties``.

@@ -29,7 +29,7 @@ def __ag_install():
 
     namespace = globals()
     handles = {}
-    limit = 256 * 2**20          # bytes of arrays in one answer
+    limit = 64 * 2**20           # bytes of arrays in one answer
     max_items = 100_000          # JSON nodes in one answer
 
     class Unpickler(pickle.Unpickler):
