@@ -93,6 +93,8 @@ class TrustedRunner:
         self.folder = tempfile.mkdtemp(prefix="ag-trusted-")
         self.calls = 0
         self.stream_chars = 0
+        self.given_cells: list[tuple[str, str]] = []   # replayed if the runner has to be replaced
+        self.dead = False
 
     async def start(self) -> None:
         """Fork a runner from the server (:class:`RunnerServer`) or, without one, start a process of its own."""
@@ -124,51 +126,73 @@ class TrustedRunner:
             raise RuntimeError("the trusted test runner stopped")
         return json.loads(line)
 
-    async def given(self, grade_id: str, source: str, timeout: float) -> None:
+    async def given(self, grade_id: str, source: str, timeout: float, replay: bool = False) -> None:
+        if not replay:
+            self.given_cells.append((grade_id, source))
         await self._send({"op": "given", "grade_id": grade_id, "source": source, "names": self.names})
         await self._receive(timeout)
+
+    async def restart(self, timeout: float) -> None:
+        """A fresh runner after one was stopped (a test cell that ran too long): the given cells again, the
+        variables of earlier test cells are lost."""
+        self.kill()
+        if self.writer is not None:
+            self.writer.close()
+        self.process = self.reader = self.writer = self.pid = None
+        await self.start()
+        for grade_id, source in self.given_cells:
+            await self.given(grade_id, source, timeout, replay=True)
+        self.dead = False
 
     async def test(self, cell: NotebookNode, count: int, timeout: float | None
                    ) -> tuple[list, dict, KernelStopped | None]:
         """Run one test cell; return its outputs, its verdict and, when the kernel died or was killed during one
         of its calls, how (the caller then stops the notebook as for a kernel that died in a cell)."""
         limit = timeout or 3600
+        if self.dead:
+            await self.restart(limit)
         deadline = time.monotonic() + limit
-        await self._send({"op": "test", "source": cell.source, "grade_id": nbgrader_meta(cell).get("grade_id"),
-                          "count": count})
         streams: list[dict] = []
         self.stream_chars = 0
         stopped = None
+        message = {"op": "test", "source": cell.source, "grade_id": nbgrader_meta(cell).get("grade_id"),
+                   "count": count}
         while True:
             left = deadline - time.monotonic() + 30   # the runner's own work after the kernel's answers
             try:
+                if message is not None:
+                    await self._send(message)
                 message = await self._receive(max(left, 1))
-            except asyncio.TimeoutError:
+            except (asyncio.TimeoutError, RuntimeError, ValueError, OSError) as error:
                 self.kill()
-                outputs = [_error("CellTimeoutError", f"the test cell ran longer than {limit} s")]
-                return outputs, {"by": "timeout"}, stopped
+                self.dead = True
+                if isinstance(error, asyncio.TimeoutError):
+                    outputs = [_error("CellTimeoutError", f"the test cell ran longer than {limit} s")]
+                    return _merge(streams, outputs), {"by": "timeout"}, stopped
+                outputs = [_error("TrustedRunnerError", f"the trusted test runner failed: {error}"[:300])]
+                return _merge(streams, outputs), {"by": "error"}, stopped
             if message.get("op") == "done":
                 outputs = _merge(streams, message.get("outputs", []))
                 verdict = message.get("verdict", {})
                 return outputs, verdict, stopped
             if message.get("op") != "call":
+                message = None
                 continue
             if stopped is not None:   # the kernel is gone: every later call fails the same way
-                await self._send({"ok": False, "why": "timeout" if stopped.timeout else "died",
-                                  "detail": stopped.reason})
+                message = {"ok": False, "why": "timeout" if stopped.timeout else "died", "detail": stopped.reason}
                 continue
             try:
                 answer = await self.call(message["request"], max(deadline - time.monotonic(), 0.1), streams)
-                await self._send({"ok": True, "answer": answer})
+                message = {"ok": True, "answer": answer}
             except KernelStopped as error:
                 stopped = error
-                await self._send({"ok": False, "why": "timeout" if error.timeout else "died", "detail": error.reason})
+                message = {"ok": False, "why": "timeout" if error.timeout else "died", "detail": error.reason}
             except _CallTimeout:
-                await self._send({"ok": False, "why": "timeout",
-                                  "detail": f"the submission's code ran longer than the time limit ({limit} s)"})
+                message = {"ok": False, "why": "timeout",
+                           "detail": f"the submission's code ran longer than the time limit ({limit} s)"}
                 deadline = time.monotonic()   # later calls of this cell get no more time
             except _NoAnswer as error:
-                await self._send({"ok": False, "why": "failed", "detail": str(error)})
+                message = {"ok": False, "why": "failed", "detail": str(error)}
 
     async def call(self, request: str, timeout: float, streams: list) -> str:
         """Relay one call to the kernel's agent; return its answer (a string, never evaluated here)."""
@@ -240,6 +264,11 @@ class TrustedRunner:
         return reply
 
     def kill(self) -> None:
+        if self.process is not None and self.process.returncode is None:
+            try:
+                self.process.kill()
+            except ProcessLookupError:
+                pass
         if self.pid is not None:
             try:
                 os.kill(self.pid, 9)
