@@ -10,7 +10,8 @@ is built from parts that cannot contain them:
   the course's assertion helper said (an ``AssertionError`` raised in ``dlcourse.testing`` or
   ``dlcourse.gradcheck`` outside the student's process, capped in length), never the text of an exception the student's code raised (the runner replaces
   it with "your f raised ValueError");
-- the student's own answer cells are shown as graded (with any statement the autograder neutralised);
+- the student's own answer cells are shown as graded (with any statement the autograder neutralised, when the
+  tests ran in the kernel);
 - error messages and outputs are searched for every line of every hidden test, which is replaced by
   ``[hidden test]`` where found: student code can read the cells it runs in and put them into a message.
 """
@@ -95,9 +96,13 @@ def render(result: Result, notebook: NotebookResult, reference: Reference, grade
     if notebook.repairs:
         notes.append("Before grading, the autograder had to repair your notebook (please avoid this next time: "
                      "do not copy or delete the given cells): " + "; ".join(notebook.repairs) + ".")
-    if notebook.tampering:
+    if notebook.tampering and notebook.tampering_neutralised:
         notes.append("Code that changes the test helpers or the libraries the tests use was removed before "
                      "grading and your instructor was told: " + "; ".join(notebook.tampering) + ".")
+    elif notebook.tampering:
+        notes.append("Code that changes the test helpers or the libraries the tests use was found and your "
+                     "instructor was told (it could not change your grade: the tests ran outside your "
+                     "notebook): " + "; ".join(notebook.tampering) + ".")
     out += [f"<p class='note'>{html.escape(n)}</p>" for n in notes]
     out.append("<table><tr><th>Test</th><th>What it checks</th><th>Points</th><th>Result</th></tr>")
     for test in notebook.tests:

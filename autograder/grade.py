@@ -10,9 +10,10 @@ Each submission goes through these steps, in order:
    test cells, old formats. Before 4: nbgrader matches cells by grade id and stops on duplicates.
 4. ``restore``: nbgrader's own sanitising preprocessors put back locked cells and hidden tests from the gradebook
    (``ClearOutput``, ``DeduplicateIds``, ``OverwriteKernelspec``, ``OverwriteCells``, ``CheckCellMetadata``).
-5. ``neutralise`` (:mod:`autograder.tampering`): statements that patch the tests' modules or helpers become
-   ``pass`` and are flagged for the instructor. After 4, so that the scan sees exactly the cells that will run.
-   A static scan cannot be complete: with the trusted runner (6) it is a flag, not the defence.
+5. ``neutralise`` (:mod:`autograder.tampering`): statements that patch the tests' modules or helpers are flagged
+   for the instructor and, when the test cells run in the kernel, become ``pass``. After 4, so that the scan
+   sees exactly the cells that will run. A static scan cannot be complete: with the trusted runner (6) it is
+   only a flag (the statements run, and cannot change a verdict), not the defence.
 6. ``execute`` (:mod:`autograder.execute`) in a sandboxed kernel (:mod:`autograder.sandbox`), on N workers.
    With the trusted test runner (:mod:`autograder.verdict`; the assignments of ``TRUSTED_ASSIGNMENTS``, or
    ``--verdict trusted``) the kernel runs only the non-test cells, and each test cell runs in a separate trusted
@@ -355,7 +356,9 @@ class Grader:
             for cell in nb.cells:   # the grader's own metadata comes from this run only, never from the file
                 cell.metadata.pop("autograder", None)
             findings = scan(nb)                                                        # step 5
-            neutralize(nb, findings)
+            if not self.trusted:   # with the trusted runner the statements cannot change a verdict: flag only
+                neutralize(nb, findings)
+            notebook.result.tampering_neutralised = not self.trusted
             if self.trusted:
                 job.plans[name] = dict(plan(nb, self.references[name]), server=self.runner_path)
             notebook.nb = nb

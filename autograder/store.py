@@ -52,6 +52,7 @@ class NotebookResult:
     tests: list[TestResult] = field(default_factory=list)
     repairs: list[str] = field(default_factory=list)
     tampering: list[str] = field(default_factory=list)
+    tampering_neutralised: bool = True   # False: only flagged (the trusted runner made the statements harmless)
     stderr_set_aside: list[str] = field(default_factory=list)   # test cells whose stderr output was set aside
     problem: str = ""          # the kernel died or stopped responding; the notebook could not be read...
     seconds: float = 0.0
@@ -86,7 +87,8 @@ class Result:
         found = []
         for n in self.notebooks:
             found += [f"repaired: {r}" for r in n.repairs]
-            found += [f"tampering neutralised: {t}" for t in n.tampering]
+            found += [f"tampering {'neutralised' if n.tampering_neutralised else 'flagged'}: {t}"
+                      for t in n.tampering]
             found += [f"problem: {n.problem}"] if n.problem and self.status == "graded" else []
             found += [f"timed out: {t.grade_id}" for t in n.tests if t.outcome == "timeout"]
         return found

@@ -188,7 +188,7 @@ def test_report_item_analysis(batch):
         assert int(items[test]["passed"]) == passed and int(items[test]["graded"]) == len(graded)
         assert f"`{test}`" in report
     assert items["test_mae_loss"]["most_common_failure"]   # the blank notebook's NotImplementedError, at least
-    for expected in ("## Repaired", "duplicated: grade_id", "## Tampering neutralised", "tamper: cell",
+    for expected in ("## Repaired", "duplicated: grade_id", "## Tampering (neutralised or flagged)", "tamper: cell",
                      "## Kernel problems", "os-exit: kernel died", "empty (rejected)", "invalid-json (rejected)",
                      "## Grading time"):
         assert expected in report, expected
