@@ -174,3 +174,29 @@ def test_grade_metadata_is_repaired_against_the_released_notebook():
     assert len(notes) == 3 and "locked=True" in notes[0] and "points=20" in notes[1] and "'bonus'" in notes[2]
     assert nb.cells[0].metadata["nbgrader"]["locked"] is False and nb.cells[1].metadata["nbgrader"]["points"] == 2
     assert "nbgrader" not in nb.cells[2].metadata
+
+
+def test_a_runner_stopped_after_the_time_limit_is_replaced():
+    """A test cell whose trusted work runs past the limit times out alone: the next cell gets a fresh runner with
+    the given cells replayed."""
+    import asyncio
+
+    from autograder.verdict import TrustedRunner
+
+    async def scenario():
+        runner_ = TrustedRunner(slot=None, kc=None, names=[])
+        runner_.grace = 0.5
+        await runner_.start()
+        try:
+            await runner_.given("imports", "import math\nBASE = 2", timeout=30)
+            slow = nbformat.v4.new_code_cell("while True:\n    pass")
+            outputs, verdict, stopped = await runner_.test(slow, 1, timeout=1)
+            assert verdict == {"by": "timeout"} and stopped is None
+            assert outputs[-1]["ename"] == "CellTimeoutError"
+            quick = nbformat.v4.new_code_cell("assert math.sqrt(BASE ** 2) == 2")
+            outputs, verdict, _ = await runner_.test(quick, 2, timeout=10)
+            assert verdict == {"by": "passed"} and outputs == []
+        finally:
+            await runner_.close()
+
+    asyncio.run(scenario())
