@@ -8,8 +8,8 @@ is built from parts that cannot contain them:
   hidden tests the page gives the test's name and its author-written hint (the cell's first comment line,
   which students already see) and, where the test ran in the trusted runner (:mod:`autograder.verdict`), what
   the course's assertion helper said (an ``AssertionError`` raised in ``dlcourse.testing`` or
-  ``dlcourse.gradcheck`` outside the student's process, capped in length), never the text of an exception the student's code raised (the runner replaces
-  it with "your f raised ValueError");
+  ``dlcourse.gradcheck`` outside the student's process, capped in length), never the text of an exception the
+  student's code raised (the runner replaces it with "your f raised ValueError");
 - the student's own answer cells are shown as graded (with any statement the autograder neutralised, when the
   tests ran in the kernel);
 - error messages and outputs are searched for every line of every hidden test, which is replaced by

@@ -232,8 +232,9 @@ def _request(op: str, target: tuple, args=(), kwargs=None, guard: bool = False, 
             base = getattr(builtins, str(error.get("builtin", "")), None)
             what = _label(target, op, extra)
             if guard and error.get("builtin") == "AssertionError":
-                exception = GuardError(f"the check {target[1]} failed in your kernel: "
-                                       f"{'PyTorch is used, which this assignment does not allow' if target[1] == 'assert_torch_free' else 'see the task'}")
+                why = ("PyTorch is used, which this assignment does not allow" if target[1] == "assert_torch_free"
+                       else "see the task")
+                exception = GuardError(f"the check {target[1]} failed in your kernel: {why}")
                 exception._ag_guard = True
                 raise exception
             text = f"{what} raised {name} (the submission's own error message is not shown)"

@@ -60,7 +60,7 @@ getattr(_g(), "ev" + "ents").register("post_run_cell", _forget)
 '''
 # Code hidden in a %time argument (the static scan parses Python, not magics).
 TIME_MAGIC = '''
-%time getattr(get_ipython(), "input_transformers_post").append(lambda lines: ["pass\\n"] if any("assert" in l for l in lines) else lines)
+%time getattr(get_ipython(), "input_transformers_post").append(lambda c: ["pass\\n"] if "assert" in "".join(c) else c)
 '''
 # A module written by the notebook and imported: it patches the helpers of __main__ and dlcourse.testing.
 WRITTEN_MODULE = '''
