@@ -61,7 +61,7 @@ def _grade_settings(args: argparse.Namespace):
             setattr(limits, {"memory": "memory_bytes", "cpu": "cpu_seconds", "processes": "processes"}[name],
                     int(value * 2**20) if name == "memory" else value)
     return Settings(workers=args.workers, timeout=args.timeout, isolation=args.isolation, limits=limits,
-                    force=args.force, progress=not args.no_progress)
+                    force=args.force, progress=not args.no_progress, verdict=args.verdict)
 
 
 def cmd_grade(args: argparse.Namespace) -> int:
@@ -163,6 +163,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cpu", type=int, help="CPU seconds per kernel (default 3600)")
     p.add_argument("--processes", type=int, help="processes and threads per kernel (default 128)")
     p.add_argument("--force", action="store_true", help="regrade unchanged submissions too")
+    p.add_argument("--verdict", choices=["auto", "trusted", "kernel"], default="auto",
+                   help="where test cells run: trusted (a separate process; the student's kernel only answers "
+                        "calls with data), kernel (in the student's kernel, best-effort), auto (trusted for the "
+                        "assignments that support it)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(run=cmd_grade)
 

@@ -124,11 +124,12 @@ def write_report(assignment: str) -> Path:
                   f"{values[-1]:.1f} s ({times[-1][1]}), total {sum(values):.0f} s.", "",
                   "| Submission | Seconds |", "| --- | ---: |"]
         lines += [f"| {student} | {seconds:.1f} |" for seconds, student in reversed(times)]
-    sections = {"Repaired": [], "Tampering neutralised": [], "Kernel problems": [], "Rejected or failed": []}
+    sections = {"Repaired": [], "Tampering (neutralised or flagged)": [], "Kernel problems": [],
+                "Rejected or failed": []}
     for r in results:
         for n in r.notebooks:
             sections["Repaired"] += [f"{r.student_id}: {x}" for x in n.repairs]
-            sections["Tampering neutralised"] += [f"{r.student_id}: {x}" for x in n.tampering]
+            sections["Tampering (neutralised or flagged)"] += [f"{r.student_id}: {x}" for x in n.tampering]
             if n.problem and r.status == "graded":
                 sections["Kernel problems"].append(f"{r.student_id}: {n.problem}")
         if r.status != "graded":

@@ -30,7 +30,7 @@ from pathlib import Path
 
 from autograder.nbgrader_api import grading_dir
 
-PIPELINE_VERSION = "1"   # bump when a change to the pipeline can change scores: every submission is regraded
+PIPELINE_VERSION = "2"   # bump when a change to the pipeline can change scores: every submission is regraded
 
 
 @dataclass
@@ -44,6 +44,7 @@ class TestResult:
     message: str = ""          # first line of the error, "" when passed
     hidden: bool = False       # the failing line is inside the hidden tests
     hint: str = ""             # the test cell's first comment line (what it checks)
+    explanation: str = ""      # what a course assertion helper said, in the trusted runner (safe to show)
 
 
 @dataclass
@@ -52,6 +53,7 @@ class NotebookResult:
     tests: list[TestResult] = field(default_factory=list)
     repairs: list[str] = field(default_factory=list)
     tampering: list[str] = field(default_factory=list)
+    tampering_neutralised: bool = True   # False: only flagged (the trusted runner made the statements harmless)
     stderr_set_aside: list[str] = field(default_factory=list)   # test cells whose stderr output was set aside
     problem: str = ""          # the kernel died or stopped responding; the notebook could not be read...
     seconds: float = 0.0
@@ -86,7 +88,8 @@ class Result:
         found = []
         for n in self.notebooks:
             found += [f"repaired: {r}" for r in n.repairs]
-            found += [f"tampering neutralised: {t}" for t in n.tampering]
+            found += [f"tampering {'neutralised' if n.tampering_neutralised else 'flagged'}: {t}"
+                      for t in n.tampering]
             found += [f"problem: {n.problem}"] if n.problem and self.status == "graded" else []
             found += [f"timed out: {t.grade_id}" for t in n.tests if t.outcome == "timeout"]
         return found
