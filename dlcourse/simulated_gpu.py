@@ -16,6 +16,10 @@ tensors to be on the same device"). Inside :func:`simulated_gpu`:
 * a layer with at least ``cpu_param_limit`` trainable values computing on the untagged CPU raises too: a notebook
   that trains on the CPU while a GPU is present is slow on Colab, a bug of its own.
 
+Not simulated: speed, memory, mixed precision (``torch.autocast("cuda")``), pinned memory and streams; a tensor
+saved from the simulated GPU and loaded without ``map_location`` comes back on the CPU (on CUDA it would come back
+on the GPU). Tensors made by C++ code that bypasses Python (rare in course code) are seen as on the CPU.
+
 It is a development tool (``tests/test_simulated_gpu.py``, ``bench/gpu_check.py --simulate``), not part of the
 course's lessons. Call :func:`activate` to switch it on for the rest of a process (a notebook kernel).
 
