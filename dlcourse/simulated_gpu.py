@@ -13,8 +13,9 @@ tensors to be on the same device"). Inside :func:`simulated_gpu`:
 * an operation that mixes tagged and untagged tensors raises the ``RuntimeError`` CUDA raises (a 0-dim CPU tensor
   may join GPU tensors, as on CUDA; copies and indexing may cross devices), and ``.numpy()`` of a tagged tensor
   raises CUDA's ``TypeError``;
-* a layer with at least ``cpu_param_limit`` trainable values computing on the untagged CPU raises too: a notebook
-  that trains on the CPU while a GPU is present is slow on Colab, a bug of its own.
+* an optimizer step over a parameter of at least ``cpu_param_limit`` values on the (untagged) CPU raises too: a
+  notebook that trains on the CPU while a GPU is present is slow on Colab, a bug of its own. (A forward pass on
+  the CPU, e.g. to check a shape, is fine.)
 
 Not simulated: speed, memory, mixed precision (``torch.autocast("cuda")``), pinned memory and streams; a tensor
 saved from the simulated GPU and loaded without ``map_location`` comes back on the CPU (on CUDA it would come back
@@ -41,6 +42,7 @@ from contextlib import contextmanager
 from typing import Any, Iterator
 
 import torch
+from torch.optim.optimizer import register_optimizer_step_pre_hook
 from torch.overrides import TorchFunctionMode
 
 __all__ = ["SimulatedGPU", "simulated_gpu", "activate", "on_simulated_gpu", "DEVICE_NAME"]
@@ -54,9 +56,6 @@ _Base = torch._C.TensorBase
 # Operations that may take tensors of two devices (as on CUDA): copies, indexing, printing.
 _CROSS_DEVICE = {_Base.copy_, torch.Tensor.__setitem__, torch.Tensor.__getitem__, torch.Tensor.__repr__,
                  torch.Tensor.__format__, torch.Tensor.__str__, torch._has_compatible_shallow_copy_type}
-# Operations whose parameters, when they compute on the CPU, mean "a model trains on the CPU".
-_LAYER_OPS = {"linear", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "matmul", "mm",
-              "addmm", "bmm", "__matmul__", "__rmatmul__", "embedding"}
 
 
 def on_simulated_gpu(tensor: torch.Tensor) -> bool:
@@ -108,13 +107,34 @@ class SimulatedGPU(TorchFunctionMode):
     """The torch function mode behind :func:`simulated_gpu` (see the module's documentation).
 
     Args:
-        cpu_param_limit: a layer op (linear, convolution, matrix product) on the CPU with a trainable input of at
-            least this many values raises; ``None`` allows CPU training.
+        cpu_param_limit: an optimizer step over a CPU parameter of at least this many values raises (see
+            :func:`simulated_gpu`); ``None`` allows training on the CPU.
     """
 
     def __init__(self, cpu_param_limit: int | None = 10_000):
         super().__init__()
         self.cpu_param_limit = cpu_param_limit
+        self._hook = None
+
+    def __enter__(self):
+        if self.cpu_param_limit is not None:
+            self._hook = register_optimizer_step_pre_hook(self._check_step)
+        return super().__enter__()
+
+    def __exit__(self, *exc):
+        if self._hook is not None:
+            self._hook.remove()
+            self._hook = None
+        return super().__exit__(*exc)
+
+    def _check_step(self, optimizer, args, kwargs) -> None:
+        for group in optimizer.param_groups:
+            for parameter in group["params"]:
+                if parameter.grad is not None and not on_simulated_gpu(parameter) \
+                        and parameter.numel() >= self.cpu_param_limit:
+                    raise RuntimeError(
+                        f"{type(optimizer).__name__}.step() trains a parameter of shape {tuple(parameter.shape)} "
+                        f"on the CPU while a GPU is available: move the model to `device` (and its batches).")
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
@@ -142,12 +162,6 @@ class SimulatedGPU(TorchFunctionMode):
             cpu = [t for t in inputs if not on_simulated_gpu(t) and t.dim() > 0]
             if gpu and cpu:
                 raise _mixing_error(func, gpu[0], cpu[0])
-            if not gpu and self.cpu_param_limit is not None and name in _LAYER_OPS:
-                for t in inputs:
-                    if t.requires_grad and t.is_leaf and t.numel() >= self.cpu_param_limit:
-                        raise RuntimeError(
-                            f"{name} computes on the CPU with a trainable tensor of shape {tuple(t.shape)} while "
-                            f"a GPU is available: move the model and its inputs to `device`.")
         result = func(*args, **kwargs)
         if func in _CROSS_DEVICE:
             if func is torch.Tensor.__getitem__:

@@ -95,9 +95,14 @@ def test_a_correct_training_loop_runs_and_reports_the_gpu():
 def test_training_on_the_cpu_while_a_gpu_is_present_raises():
     with simulated_gpu():
         model = nn.Linear(784, 256)
-        with pytest.raises(RuntimeError, match="computes on the CPU"):
-            model(torch.randn(2, 784))
-        nn.Linear(3, 2)(torch.randn(2, 3))           # a small demonstration on the CPU is fine
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+        model(torch.randn(2, 784)).sum().backward()     # a forward (and backward) pass on the CPU is fine
+        with pytest.raises(RuntimeError, match="on the CPU while a GPU is available"):
+            optimizer.step()
+        small = nn.Linear(3, 2)                          # so is a small demonstration
+        small(torch.randn(2, 3)).sum().backward()
+        torch.optim.SGD(small.parameters(), lr=0.1).step()
+    optimizer.step()                                     # the check ends with the simulation
 
 
 # ---------------------------------------------------------------------------------------------------------------
