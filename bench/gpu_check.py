@@ -13,7 +13,9 @@ pass/fail and the first failing cell; graded test cells passed out of those pres
 the device the notebook reports (``dlcourse.torch_utils.get_device()`` and the GPU's name, asked in a cell added
 at the end); the training budgets the notebook printed (:class:`dlcourse.torch_utils.TrainingBudget`); the time.
 
-Without CUDA it says so and exits with status 2, unless ``--cpu`` or ``--simulate`` is given. The exit status is
+Without CUDA it says so and exits with status 2, unless ``--cpu`` or ``--simulate`` is given. ``--simulate`` is
+meant for the chapters: the assignments' graded device tests record the device each batch is moved to, which the
+simulation replaces by the CPU, and ``--max-train-batches`` leaves their accuracy tests too little training. The exit status is
 1 when a notebook fails. Nothing is timed against a target: the times depend on the GPU.
 """
 
@@ -102,6 +104,7 @@ class NotebookResult:
     path: str
     passed: bool = False
     error: str = ""                      # the first failing cell and its exception
+    errors: list[str] = field(default_factory=list)   # every failing cell
     tests_passed: int = 0
     tests: int = 0
     failed_tests: list[str] = field(default_factory=list)
@@ -192,8 +195,9 @@ def run_notebook(path: Path, *, prelude: str | None = None, timeout: int = 1200,
                 result.tests_passed += 1
             else:
                 result.failed_tests.append(graded[id(cell)])
-        if error and not result.error:
-            result.error = f"cell {index}: {error}"
+        if error:
+            result.errors.append(f"cell {index}: {error}")
+            result.error = result.error or result.errors[0]
     result.passed = not result.error
     return result
 

@@ -144,6 +144,6 @@ CHAPTER_PRELUDE = gpu_check.simulation_prelude(simulate=True, max_train_batches=
 @pytest.mark.parametrize("chapter", ["07-pytorch", "09-practical-tricks"])
 def test_torch_chapter_runs_on_the_simulated_gpu(chapter):
     result = gpu_check.run_notebook(ROOT / "book" / f"{chapter}.ipynb", prelude=CHAPTER_PRELUDE, timeout=600)
-    assert result.passed, f"{chapter} fails on a (simulated) GPU: {result.error}"
+    assert result.passed, f"{chapter} fails on a (simulated) GPU: " + "; ".join(result.errors or [result.error])
     assert result.device == "cuda" and "Simulated GPU" in result.device_name
     assert any(b.startswith("GPU detected") for b in result.budgets), result.budgets
