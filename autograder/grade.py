@@ -253,6 +253,8 @@ class Grader:
         # The kernel factories import their modules while the gradebook is prepared.
         with SlotPool(workers, self.settings.limits, self.preload_modules(), self.shipped_files(),
                       sandboxed) as pool:
+            for weakness in pool.weaknesses() if sandboxed else []:   # what the sandbox cannot guarantee here
+                print(f"warning: {weakness}", file=sys.stderr)
             self.register()
             results.update({r.student_id: r for r in self.run(jobs, pool, workers, skipped=len(results))})
         return [results[s] for s in sorted(results)]

@@ -7,7 +7,7 @@ a size-limited tmpfs, memory is counted for all of a submission's processes toge
 can be made), outputs are capped before they reach the grader's memory.
 
 As root the module also runs itself again as an ordinary user (``unshare --user --map-user=1000``), where the
-kernels share the grader's user id. About 15 s in each mode.
+kernels share the grader's user id. About 30 s as root and 20 s more as the ordinary user (quiet machine).
 """
 
 from __future__ import annotations
@@ -77,10 +77,16 @@ async def _run(slot: Slot, code: str, deadline: float) -> str:
         while time.monotonic() < stop:
             try:
                 msg = await kc.get_iopub_msg(timeout=0.5)
-            except Exception:   # nothing yet: is the kernel still there?
+            except Exception:   # nothing yet: is the kernel still there, has it replied (its output dropped)?
                 if not slot.kernel_alive():
                     out.append("<dead>")
                     break
+                try:
+                    reply = await kc.get_shell_msg(timeout=0.01)
+                except Exception:
+                    continue
+                if reply["parent_header"].get("msg_id") == msg_id:
+                    stop = min(stop, time.monotonic() + 2)   # the rest of its output, if any is still coming
                 continue
             if msg["parent_header"].get("msg_id") != msg_id:
                 continue
@@ -232,7 +238,7 @@ for _ in range(4):
         block = bytearray(400 * 2**20)
         for i in range(0, len(block), 4096):
             block[i] = 1
-        time.sleep(3)
+        time.sleep(1)
         os._exit(0)
     children.append(pid)
 done = sum(os.waitpid(pid, 0)[1] == 0 for pid in children)
@@ -277,11 +283,11 @@ def test_the_output_budget_keeps_only_so_many_bytes_per_notebook():
             return outs[-1]
 
     class Capped(OutputBudget, Collector):
-        output_budget = 10 * 2**20
+        output_budget = 10 * 2**16
 
     client, outs = Capped(), []
     for _ in range(100):
-        client.output(outs, {"content": {"name": "stdout", "text": "y" * 2**20}}, None, 0)
+        client.output(outs, {"content": {"name": "stdout", "text": "y" * 2**16}}, None, 0)
     kept = [o for o in outs if isinstance(o, str)]
     assert len(kept) == 10 and len(outs) == 11 and "output truncated" in outs[-1]["text"]
 
@@ -315,7 +321,10 @@ def test_hostile_kernels_as_an_ordinary_user():
         pytest.skip(f"unshare --user is not available here: {probe.stderr.decode(errors='replace')}")
     result = subprocess.run(
         ["unshare", "--user", "--map-user=1000", "--map-group=1000", sys.executable, "-m", "pytest", "-q", "-x",
-         "-p", "no:cacheprovider", str(Path(__file__)), "-k", "not ordinary_user"],
+         "-p", "no:cacheprovider", str(Path(__file__)), "-rs", "-k",
+         # The cases where an ordinary user's grader differs: one user id for the factory and its kernels, no
+         # control group unless delegated (the memory case then says why it is skipped).
+         "planted or killing or shared_memory or memory_is_bounded or filtered"],
         cwd=ROOT, env={**os.environ, "AG_HOSTILE_INNER": "1"}, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-3000:]
     assert " passed" in result.stdout
