@@ -52,6 +52,10 @@ SHIPPED = f"{SANDBOX_DIR}/shipped"   # the assignment's shipped files, read-only
 LOG = f"{SANDBOX_DIR}/log"           # the kernel's stdout/stderr (a small tmpfs the factory reads back)
 # Unprivileged user ids of the kernels when grading as root: 2,000,000 and up, one per slot and run.
 KERNEL_UID_BASE = 2_000_000
+# On top of Limits.memory_bytes in the control group: the interpreter pages a kernel copies from its factory,
+# its tmpfs files. Each process also gets RLIMIT_DATA = memory_bytes, so one process asking for too much gets a
+# MemoryError first; several together are killed by the control group.
+CGROUP_MARGIN = 256 * 2**20
 # Threads of the kernel itself (ipykernel's), allowed on top of Limits.processes in a control group.
 KERNEL_OWN_TASKS = 64
 
@@ -61,7 +65,7 @@ class Limits:
     """Resource limits of one submission (all its processes together where a control group is available).
     Zero means no limit."""
 
-    memory_bytes: int = 4 * 2**30       # memory of all its processes (else per process: RLIMIT_DATA)
+    memory_bytes: int = 4 * 2**30       # per process (RLIMIT_DATA), and of all its processes (cgroup, + margin)
     cpu_seconds: int = 3600             # CPU time of each process
     processes: int = 128                # processes and threads, on top of the kernel's own
     file_bytes: int = 256 * 2**20       # largest file it may write
@@ -244,16 +248,16 @@ class SubmissionCgroup:
         memory, pids = self.dirs["memory"], self.dirs["pids"]
         if self.version == 2:
             if limits.memory_bytes:
-                (memory / "memory.max").write_text(str(limits.memory_bytes))
+                (memory / "memory.max").write_text(str(limits.memory_bytes + CGROUP_MARGIN))
                 if (memory / "memory.swap.max").exists():
                     (memory / "memory.swap.max").write_text("0")
             if limits.processes:
                 (pids / "pids.max").write_text(str(limits.processes + KERNEL_OWN_TASKS))
         else:
             if limits.memory_bytes:
-                (memory / "memory.limit_in_bytes").write_text(str(limits.memory_bytes))
+                (memory / "memory.limit_in_bytes").write_text(str(limits.memory_bytes + CGROUP_MARGIN))
                 try:   # with swap accounting: no swapping out of the limit either
-                    (memory / "memory.memsw.limit_in_bytes").write_text(str(limits.memory_bytes))
+                    (memory / "memory.memsw.limit_in_bytes").write_text(str(limits.memory_bytes + CGROUP_MARGIN))
                 except OSError:
                     pass
             if limits.processes:

@@ -223,10 +223,12 @@ def _set_limits(limits, cgroup):
                 value = min(value, hard)
             resource.setrlimit(kind, (value, value))
 
-    if limits.get("memory_bytes") and not cgroup.get("memory"):
-        # No control group: a per-process fallback. RLIMIT_DATA counts the private writable memory a process
-        # maps (heap, arrays), on top of what the preloaded libraries already hold; unlike RLIMIT_AS it does not
-        # count reserved address space, so an honest NumPy kernel can use its whole allowance.
+    if limits.get("memory_bytes"):
+        # Per process, also under a control group (whose limit is a little higher): a single process that asks
+        # for too much gets a MemoryError (only its test lost) rather than the kill of the whole kernel.
+        # RLIMIT_DATA counts the private writable memory a process maps (heap, arrays), on top of what the
+        # preloaded libraries already hold; unlike RLIMIT_AS it does not count reserved address space, so an
+        # honest NumPy kernel can use its whole allowance.
         cap(resource.RLIMIT_DATA, _status_kib("VmData") + limits["memory_bytes"])
     cap(resource.RLIMIT_CPU, limits.get("cpu_seconds"))
     cap(resource.RLIMIT_FSIZE, limits.get("file_bytes"))
