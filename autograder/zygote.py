@@ -295,6 +295,9 @@ def _run_kernel(request, config, go):
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             signal.signal(signal.SIGHUP, signal.SIG_DFL)
             _drop_capabilities()
+        # No program it starts gains privileges (setuid binaries, file capabilities), filtered or not.
+        if _libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), "PR_SET_NO_NEW_PRIVS")
         program = config.get("seccomp")
         if program:
             _install_seccomp(bytes.fromhex(program))

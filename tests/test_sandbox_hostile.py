@@ -179,6 +179,46 @@ print('tried', len(hits))
     assert_next_submission_is_normal(slot)
 
 
+def test_a_factory_that_dies_mid_submission_is_replaced(host):
+    """If the factory dies while a kernel runs (where a kernel could kill it), is that kernel reported as
+    killed and the next submission in the slot graded normally by a new factory?"""
+    slot = _slot(host, index=2)
+    try:
+        async def die_mid_cell():
+            kc, _ = await slot.start_kernel()
+            try:
+                kc.execute("import time; time.sleep(30)")
+                await asyncio.sleep(0.5)
+                slot.process.kill()   # bubblewrap, and with it the factory and the kernel
+                slot.process.wait()
+                stop = time.monotonic() + 10
+                while slot.kernel_alive() and time.monotonic() < stop:
+                    await asyncio.sleep(0.1)
+            finally:
+                kc.stop_channels()
+
+        asyncio.run(die_mid_cell())
+        end = slot.finish_kernel()
+        assert end is not None and end.signal == 9, end
+        assert_next_submission_is_normal(slot)
+    finally:
+        slot.close()
+        shutil.rmtree(slot._test_root, ignore_errors=True)
+
+
+def test_the_factory_keeps_no_capability_it_does_not_need(slot):
+    """Does the factory hold only setuid, setgid and kill (as root), none as an ordinary user? (Its bounding
+    set stays as bubblewrap leaves it: kernels run with no_new_privs, so no program they start gains any.)"""
+    from autograder.sandbox import _host_pid
+
+    factory = _host_pid(slot.process.pid, slot.ready_info["pid"])
+    status = Path(f"/proc/{factory}/status").read_text()
+    caps = {line.split(":")[0]: int(line.split()[1], 16) for line in status.splitlines() if line.startswith("Cap")}
+    allowed = (1 << 5 | 1 << 6 | 1 << 7) if os.geteuid() == 0 else 0   # CAP_KILL, CAP_SETGID, CAP_SETUID
+    for name in ("CapEff", "CapPrm", "CapInh", "CapAmb"):
+        assert caps[name] & ~allowed == 0, f"{name} = {caps[name]:#x}"
+
+
 def test_system_v_shared_memory_does_not_reach_the_next_submission(slot):
     """Is a shared memory segment (System V, and POSIX in /dev/shm) gone for the next submission?"""
     leave = """
@@ -299,12 +339,13 @@ def test_kernels_run_filtered_and_under_their_own_user_id(slot):
     code = """
 import ctypes, os
 libc = ctypes.CDLL(None, use_errno=True)
+status = dict(line.split(':', 1) for line in open('/proc/self/status'))
 print(libc.unshare(0x10000000), ctypes.get_errno(), libc.mount(b'none', b'/tmp', b'tmpfs', 0, None),
-      ctypes.get_errno(), os.getuid())
+      ctypes.get_errno(), status['NoNewPrivs'].strip(), int(status['CapEff'], 16), os.getuid())
 """
     text, _ = run(slot, code)
-    unshare, errno1, mount, errno2, uid = text.split()
-    assert (unshare, errno1, mount, errno2) == ("-1", "1", "-1", "1"), text
+    unshare, errno1, mount, errno2, no_new_privs, caps, uid = text.split()
+    assert (unshare, errno1, mount, errno2, no_new_privs, caps) == ("-1", "1", "-1", "1", "1", "0"), text
     if os.geteuid() == 0:
         assert int(uid) == slot.kernel_uid != 0
 
@@ -324,7 +365,7 @@ def test_hostile_kernels_as_an_ordinary_user():
          "-p", "no:cacheprovider", str(Path(__file__)), "-rs", "-k",
          # The cases where an ordinary user's grader differs: one user id for the factory and its kernels, no
          # control group unless delegated (the memory case then says why it is skipped).
-         "planted or killing or shared_memory or memory_is_bounded or filtered"],
+         "planted or killing or shared_memory or memory_is_bounded or filtered or capability"],
         cwd=ROOT, env={**os.environ, "AG_HOSTILE_INNER": "1"}, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-3000:]
     assert " passed" in result.stdout
