@@ -21,7 +21,7 @@ submission. With bubblewrap (``bwrap``) the sandbox has:
 - limits per submission: memory and processes of all its processes together in a control group of its own
   (:class:`SubmissionCgroup`, cgroup v2 or v1, where the grader may create one), else per-process rlimits;
   CPU time and file size per process; kernel outputs capped in bytes while they are received
-  (:class:`OutputBudget`, ``SlotKernelClient``).
+  (:class:`OutputBudget`).
 
 :func:`Slot.weaknesses` and :func:`isolation_warning` say what is not guaranteed on this system.
 """
@@ -71,7 +71,7 @@ class Limits:
     file_bytes: int = 256 * 2**20       # largest file it may write
     tmp_bytes: int = 512 * 2**20        # size of its private /tmp and of /dev/shm (bubblewrap only)
     work_bytes: int = 512 * 2**20       # size of its working folder, a tmpfs (bubblewrap only)
-    output_bytes: int = 16 * 2**20      # outputs kept per notebook; larger single messages are dropped
+    output_bytes: int = 16 * 2**20      # outputs kept per notebook (errors always kept, cut short)
 
     def as_dict(self) -> dict:
         return {"memory_bytes": self.memory_bytes, "cpu_seconds": self.cpu_seconds,
@@ -468,50 +468,50 @@ class SandboxError(RuntimeError):
 
 
 class SlotKernelClient(AsyncKernelClient):
-    """A kernel client whose liveness check asks the slot (the kernel's parent) instead of a KernelManager.
-
-    Its sockets refuse messages larger than ``max_message_bytes`` (ZeroMQ drops the connection before reading
-    one, and reconnects): a 300 MB printout never reaches the grader's memory."""
+    """A kernel client whose liveness check asks the slot (the kernel's parent) instead of a KernelManager."""
 
     slot: "Slot | None" = None
-    max_message_bytes: int = 0
 
     async def _async_is_alive(self) -> bool:
         return self.slot is not None and self.slot.kernel_alive()
 
     is_alive = _async_is_alive
 
-    def _create_connected_socket(self, channel, identity=None):
-        import zmq
-
-        if not self.max_message_bytes:
-            return super()._create_connected_socket(channel, identity)
-        url = self._make_url(channel)
-        from jupyter_client.connect import channel_socket_types
-
-        sock = self.context.socket(channel_socket_types[channel])
-        sock.linger = 1000
-        sock.setsockopt(zmq.MAXMSGSIZE, self.max_message_bytes)
-        if identity:
-            sock.identity = identity
-        sock.connect(url)
-        return sock
-
 
 class OutputBudget:
     """A mixin for nbclient's ``NotebookClient`` (nbgrader's ``Execute``): keeps at most ``output_budget`` bytes
     of outputs per notebook while they arrive, then one note saying the rest was dropped.
 
+    Errors are never dropped (a failing test must stay failing): each is kept, its message and traceback cut to
+    ``ERROR_BYTES``. An error the kernel reported in its reply but whose output never arrived is added from
+    the reply. Each message is still received whole before it is dropped: the grader holds at most one at a
+    time, never more than the kernel itself could (its memory limit). (Refusing large messages at the socket,
+    ZeroMQ's MAXMSGSIZE, disconnects the output channel for good: every later output would be lost.)
+
     Use: ``class SandboxExecute(OutputBudget, Execute)``; set ``client.output_budget`` (``Limits.output_bytes``)."""
 
     output_budget: int = Limits.output_bytes
+    ERROR_BYTES = 8192
     _output_used: int = 0
     _output_noted: bool = False
 
+    @classmethod
+    def _short_error(cls, content: dict) -> dict:
+        def cut(text):
+            text = str(text)
+            return text if len(text) <= cls.ERROR_BYTES else text[:cls.ERROR_BYTES] + " [cut]"
+
+        traceback = [cut(line) for line in list(content.get("traceback") or [])[:50]]
+        return {"ename": cut(content.get("ename", "Error"))[:200], "evalue": cut(content.get("evalue", "")),
+                "traceback": traceback}
+
     def output(self, outs, msg, display_id, cell_index):
         content = msg.get("content", {})
+        if msg.get("msg_type") == "error" or "ename" in content:
+            msg = {**msg, "content": {**content, **self._short_error(content)}}
+            return super().output(outs, msg, display_id, cell_index)
         size = sum(len(v) if isinstance(v, (str, bytes)) else len(json.dumps(v))
-                   for key, v in content.items() if key in ("text", "data", "traceback", "evalue"))
+                   for key, v in content.items() if key in ("text", "data"))
         self._output_used += size
         if self.output_budget and self._output_used > self.output_budget:
             if not self._output_noted:
@@ -523,6 +523,15 @@ class OutputBudget:
                                               f"{self.output_budget} bytes; the rest was dropped]\n"))
             return None
         return super().output(outs, msg, display_id, cell_index)
+
+    async def _check_raise_for_error(self, cell, cell_index, exec_reply):
+        content = (exec_reply or {}).get("content", {})
+        if content.get("status") == "error" and not any(o.get("output_type") == "error"
+                                                        for o in cell.get("outputs", [])):
+            from nbformat import NotebookNode
+
+            cell.setdefault("outputs", []).append(NotebookNode(output_type="error", **self._short_error(content)))
+        return await super()._check_raise_for_error(cell, cell_index, exec_reply)
 
 
 class SlotKernelManager:
@@ -784,7 +793,6 @@ class Slot:
                 raise SandboxError(f"could not put the kernel in its control group: {error}") from None
         self._request({"op": "go", "pid": self.kernel_pid})
         client = SlotKernelClient()
-        client.max_message_bytes = self.limits.output_bytes + 2**20 if self.limits.output_bytes else 0
         client.load_connection_info(info)
         client.slot = self
         client.start_channels()

@@ -304,14 +304,28 @@ def test_memory_fallback_without_a_control_group(host):
         shutil.rmtree(slot._test_root, ignore_errors=True)
 
 
-def test_a_huge_printout_never_reaches_the_graders_memory(slot):
-    """Does printing 300 MB leave the grader's memory (peak) about where it was?"""
+def test_a_huge_printout_is_capped_as_it_arrives(slot):
+    """Does printing 300 MB (10 MB at a time) keep the graded notebook small and the grader's memory (peak)
+    far below 300 MB, and a failing cell failing, with its message cut, whatever it printed?"""
+    import nbformat
+
+    from autograder.execute import execute_notebook
+
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell("import sys\nfor _ in range(30):\n    sys.stdout.write('x' * 10 * 2**20)\n"
+                                  "    sys.stdout.flush()"),
+        nbformat.v4.new_code_cell("raise AssertionError('y' * (12 * 2**20))"),
+        nbformat.v4.new_code_cell("print('z' * 1000)\nassert False, 'small'")])
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    text, _ = run(slot, "import sys\nfor _ in range(3):\n    sys.stdout.write('x' * 100 * 2**20); sys.stdout.flush()\n"
-                        "print('after')", deadline=40)
+    execute_notebook(slot, nb, timeout=120)
     grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - before
-    assert len(text) < 2 * LIMITS.output_bytes, len(text)
     assert grown < 150 * 2**20, f"the grader's peak memory grew by {grown // 2**20} MiB"
+    assert sum(len(str(o)) for c in nb.cells for o in c.outputs) < 2 * LIMITS.output_bytes
+    assert "output truncated" in str(nb.cells[0].outputs)
+    for cell in nb.cells[1:]:
+        errors = [o for o in cell.outputs if o.get("output_type") == "error"]
+        assert errors and errors[0]["ename"] == "AssertionError", cell.outputs
+        assert len(errors[0]["evalue"]) < 10_000
     assert_next_submission_is_normal(slot)
 
 
@@ -319,7 +333,7 @@ def test_the_output_budget_keeps_only_so_many_bytes_per_notebook():
     """Does OutputBudget (for nbgrader's Execute) drop outputs past its budget, with one note?"""
     class Collector:
         def output(self, outs, msg, display_id, cell_index):
-            outs.append(msg["content"]["text"])
+            outs.append(msg["content"]["text"] if "text" in msg["content"] else msg)
             return outs[-1]
 
     class Capped(OutputBudget, Collector):
@@ -330,6 +344,10 @@ def test_the_output_budget_keeps_only_so_many_bytes_per_notebook():
         client.output(outs, {"content": {"name": "stdout", "text": "y" * 2**16}}, None, 0)
     kept = [o for o in outs if isinstance(o, str)]
     assert len(kept) == 10 and len(outs) == 11 and "output truncated" in outs[-1]["text"]
+    # An error past the budget is kept (a failing test stays failing), its message cut.
+    error = {"msg_type": "error", "content": {"ename": "AssertionError", "evalue": "z" * 2**20, "traceback": []}}
+    client.output(outs, error, None, 0)
+    assert outs[-1]["content"]["ename"] == "AssertionError" and len(outs[-1]["content"]["evalue"]) < 10_000
 
 
 def test_kernels_run_filtered_and_under_their_own_user_id(slot):
