@@ -331,11 +331,30 @@ def _wipe(root, keep=()):
     for entry in entries:
         if entry in keep:   # the sandbox's own folders (a virtual environment bound under /tmp)
             continue
-        top = os.path.join(root, entry)
-        if os.path.isdir(top) and not os.path.islink(top):
-            shutil.rmtree(top, ignore_errors=True)   # fd-based: never follows a symbolic link
-        else:
-            _remove(top, os.unlink)
+        _remove_all(os.path.join(root, entry))
+
+
+def _remove_all(path):
+    """Remove a file or a folder tree, never following a symbolic link; folders a submission made unreadable
+    (mode 000) are opened up first (it runs as their owner, after every process of the submission is gone)."""
+    import stat
+
+    try:
+        info = os.lstat(path)
+    except OSError:
+        return
+    if not stat.S_ISDIR(info.st_mode):
+        _remove(path, os.unlink)
+        return
+    if info.st_mode & 0o700 != 0o700:
+        _remove(path, lambda p: os.chmod(p, 0o700))
+    try:
+        entries = os.listdir(path)
+    except OSError:
+        entries = []
+    for entry in entries:
+        _remove_all(os.path.join(path, entry))
+    _remove(path, os.rmdir)
 
 
 def _remove_sysv_ipc():

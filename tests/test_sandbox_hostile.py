@@ -154,6 +154,23 @@ print(done)
     assert list(slot.ipc.iterdir()) == []   # nothing of the kernels is left on the host
 
 
+def test_nothing_a_submission_leaves_reaches_the_next(slot):
+    """Are files in the working folder, /tmp and /dev/shm, even in folders made unreadable, gone for the next
+    submission?"""
+    code = """
+import os
+for root in ('.', '/tmp', '/dev/shm'):
+    os.makedirs(os.path.join(root, 'locked', 'deeper'))
+    open(os.path.join(root, 'locked', 'deeper', 'answers.txt'), 'w').write('42')
+    os.chmod(os.path.join(root, 'locked', 'deeper'), 0)
+    os.chmod(os.path.join(root, 'locked'), 0)
+print('left')
+"""
+    assert run(slot, code)[0] == "left\n"
+    text, _ = run(slot, "import os; print([p for r in ('.', '/tmp', '/dev/shm') for p in os.listdir(r) if p == 'locked'])")
+    assert text == "[]\n", text
+
+
 def test_killing_the_factory_costs_the_next_submission_nothing(slot, host):
     """Does a kernel that signals every process it can see (the factory included) leave the next submission
     in the slot graded normally? Where kernels have another user id or PID namespace the factory survives."""
@@ -383,7 +400,7 @@ def test_hostile_kernels_as_an_ordinary_user():
          "-p", "no:cacheprovider", str(Path(__file__)), "-rs", "-k",
          # The cases where an ordinary user's grader differs: one user id for the factory and its kernels, no
          # control group unless delegated (the memory case then says why it is skipped).
-         "planted or killing or shared_memory or memory_is_bounded or filtered or capability"],
+         "planted or leaves or killing or shared_memory or memory_is_bounded or filtered or capability"],
         cwd=ROOT, env={**os.environ, "AG_HOSTILE_INNER": "1"}, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-3000:]
     assert " passed" in result.stdout
