@@ -279,6 +279,35 @@ class SubmissionCgroup:
         except (OSError, ValueError):
             return 0
 
+    def processes(self) -> list[int]:
+        found = set()
+        for folder in {*self.dirs.values()}:
+            try:
+                found.update(int(pid) for pid in (folder / "cgroup.procs").read_text().split())
+            except (OSError, ValueError):
+                pass
+        return sorted(found)
+
+    def empty(self, timeout: float = 10) -> bool:
+        """Kill whatever is left in it and wait until it holds no process (a fork bomb's last children are still
+        exiting when the factory has reaped): the next kernel must not start with its processes counted."""
+        import signal
+        import time
+
+        deadline = time.monotonic() + timeout
+        while True:
+            left = self.processes()
+            if not left:
+                return True
+            if time.monotonic() > deadline:
+                return False
+            for pid in left:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except OSError:
+                    pass
+            time.sleep(0.02)
+
     def remove(self) -> None:
         for folder in {*self.dirs.values()}:
             try:
@@ -856,6 +885,8 @@ class Slot:
                 self._restart = True
         except SandboxError:
             self._restart = True
+        if self._group is not None and not self._group.empty():
+            self._restart = True   # processes that would not die: start the next submission in a new sandbox
         self.kernel_pid = None
         if self._restart:
             self.close()   # the next start_kernel starts a fresh factory

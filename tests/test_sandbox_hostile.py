@@ -236,6 +236,27 @@ def test_the_factory_keeps_no_capability_it_does_not_need(slot):
         assert caps[name] & ~allowed == 0, f"{name} = {caps[name]:#x}"
 
 
+def test_a_fork_bomb_is_bounded_and_gone_for_the_next_submission(slot):
+    """Does a fork bomb stop at the process limit, and does the next kernel start with none of its processes
+    counted (its last children may still be exiting when the factory has reaped)?"""
+    bomb = """
+import os
+for _ in range(100000):
+    try:
+        if os.fork() == 0:
+            while True:
+                try:
+                    os.fork()
+                except OSError:
+                    pass
+    except OSError:
+        break
+print('stopped')
+"""
+    assert run(slot, bomb)[0] == "stopped\n"
+    assert_next_submission_is_normal(slot)
+
+
 def test_system_v_shared_memory_does_not_reach_the_next_submission(slot):
     """Is a shared memory segment (System V, and POSIX in /dev/shm) gone for the next submission?"""
     leave = """
@@ -399,7 +420,8 @@ def test_hostile_kernels_as_an_ordinary_user():
         ["unshare", "--user", "--map-user=1000", "--map-group=1000", sys.executable, "-m", "pytest", "-q", "-x",
          "-p", "no:cacheprovider", str(Path(__file__)), "-rs", "-k",
          # The cases where an ordinary user's grader differs: one user id for the factory and its kernels, no
-         # control group unless delegated (the memory case then says why it is skipped).
+         # control group unless delegated (the memory case then says why it is skipped). Not the fork bomb:
+         # emulated, the "ordinary user" is root outside, which RLIMIT_NPROC does not bound.
          "planted or leaves or killing or shared_memory or memory_is_bounded or filtered or capability"],
         cwd=ROOT, env={**os.environ, "AG_HOSTILE_INNER": "1"}, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-3000:]
