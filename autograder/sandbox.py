@@ -174,6 +174,21 @@ class SubmissionCgroup:
     def __init__(self, dirs: dict[str, Path], version: int):
         self.dirs, self.version = dirs, version   # {"memory": dir, "pids": dir} (one dir for both in v2)
 
+    @staticmethod
+    def _remove_stale(parent: Path) -> None:
+        """Remove empty groups left by a grader that was killed (``ag-<pid>-...`` of a process that is gone)."""
+        try:
+            names = [p.name for p in parent.iterdir() if p.name.startswith("ag-") and p.is_dir()]
+        except OSError:
+            return
+        for name in names:
+            pid = name.split("-")[1]
+            if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+                try:
+                    (parent / name).rmdir()
+                except OSError:
+                    pass
+
     @classmethod
     def create(cls, name: str, limits: Limits) -> "SubmissionCgroup | None":
         reasons = []
@@ -220,6 +235,7 @@ class SubmissionCgroup:
         enabled = (parent / "cgroup.subtree_control").read_text().split()
         if not {"memory", "pids"} <= set(enabled):
             (parent / "cgroup.subtree_control").write_text("+memory +pids")
+        cls._remove_stale(parent)
         group = parent / name
         group.mkdir(exist_ok=True)
         return cls({"memory": group, "pids": group}, 2)
@@ -235,6 +251,7 @@ class SubmissionCgroup:
                 for made in dirs.values():
                     made.rmdir()
                 return None
+            cls._remove_stale(mount / own[controller].lstrip("/"))
             try:
                 (mount / own[controller].lstrip("/") / name).mkdir(exist_ok=True)
             except OSError:
