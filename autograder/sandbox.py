@@ -608,6 +608,7 @@ class Slot:
         shipped: files of the assignment copied into the working folder of every submission.
         sandboxed: use bubblewrap.
         cgroup: bound memory and processes per submission with a control group where one can be made.
+        kernel_namespaces: give each kernel its own user, PID and IPC namespaces where the system allows it.
     """
 
     index: int
@@ -621,6 +622,7 @@ class Slot:
     kernel_end: KernelEnd | None = None
     ready_info: dict = field(default_factory=dict)
     cgroup: bool = True
+    kernel_namespaces: bool = True
 
     def __post_init__(self):
         self.dir = self.root / f"s{self.index}"
@@ -685,6 +687,7 @@ class Slot:
                   "pids": bool(self._group and self.limits.processes)}
         config = {"preload": list(self.preload), "kernel_uid": self.kernel_uid, "limits": self.limits.as_dict(),
                   "cgroup": cgroup, "pid_namespace": self.sandboxed, "isolate_kernels": self.sandboxed,
+                  "kernel_namespaces": self.kernel_namespaces,
                   "wipe": [WORK, LOG, "/tmp", "/dev/shm"] if self.sandboxed else [],
                   "shipped": SHIPPED if self.sandboxed else None,
                   "kernel_log": f"{LOG}/kernel.log" if self.sandboxed else str(self.dir / "kernel.log")}

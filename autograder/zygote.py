@@ -17,7 +17,8 @@ Each kernel, before running any student code:
   capability that namespace gave it;
 - installs a seccomp filter (:func:`seccomp_program`) that refuses new namespaces, mounts, ptrace, keyrings,
   BPF, io_uring, module loading and a few more calls no notebook needs;
-- gets resource limits (CPU time, file size; processes and memory where no control group bounds them);
+- gets resource limits: CPU time, file size, memory per process (``RLIMIT_DATA``; the grader's control group,
+  where there is one, bounds all the submission's processes together), processes where no control group does;
 - copies the assignment's shipped files into its working folder (a size-limited tmpfs inside the sandbox),
   re-seeds NumPy's global generator, as a fresh interpreter would, and becomes an IPython kernel.
 
@@ -479,7 +480,7 @@ def main():
     # Folders to empty after each submission, and what they held before any kernel ran (kept).
     config["wipe"] = {root: set(os.listdir(root)) for root in config.get("wipe", []) if os.path.isdir(root)}
     if config.get("isolate_kernels"):
-        config["namespaces"] = _probe_namespaces(config.get("kernel_uid"))
+        config["namespaces"] = config.get("kernel_namespaces", True) and _probe_namespaces(config.get("kernel_uid"))
         program = seccomp_program()
         config["seccomp"] = program.hex() if program else None
     loaded, failed = [], []

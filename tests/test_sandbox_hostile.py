@@ -327,12 +327,15 @@ print('held', done)
     assert_next_submission_is_normal(slot)
 
 
-def test_memory_fallback_without_a_control_group(host):
+def test_fallbacks_without_a_control_group_or_kernel_namespaces(host):
     """Without a control group, is each process bounded (RLIMIT_DATA) yet an honest kernel still able to use
-    700 MiB of its 1 GiB?"""
-    slot = _slot(host, index=1, cgroup=False)
+    700 MiB of its 1 GiB? Without namespaces per kernel, is System V shared memory still removed, and do the
+    weaknesses say so?"""
+    slot = _slot(host, index=1, cgroup=False, kernel_namespaces=False)
     try:
-        assert any("no control group" in w for w in slot.weaknesses())
+        weaknesses = " ".join(slot.weaknesses())
+        assert "no control group" in weaknesses and "System V IPC is removed" in weaknesses, weaknesses
+        test_system_v_shared_memory_does_not_reach_the_next_submission(slot)
         honest, end = run(slot, "import numpy as np; a = np.ones(700 * 2**20 // 8); print(a.sum() == a.size)")
         assert honest == "True\n" and end is None, honest
         greedy, _ = run(slot, "import numpy as np; a = np.ones(1500 * 2**20 // 8)")
