@@ -246,7 +246,8 @@ class SubmissionCgroup:
         dirs = {}
         for controller in ("memory", "pids"):
             mount = CGROUP_ROOT / controller
-            if controller not in own or not (mount / "cgroup.procs").exists() or (mount / "cgroup.controllers").exists():
+            v1 = (mount / "cgroup.procs").exists() and not (mount / "cgroup.controllers").exists()
+            if controller not in own or not v1:
                 reasons.append(f"v1: no {controller} hierarchy")
                 for made in dirs.values():
                     made.rmdir()
