@@ -47,8 +47,9 @@ def _make_client(nb: NotebookNode, km, kc, timeout: int | None):
     from nbgrader.preprocessors import Execute
 
     from autograder.nbgrader_api import load_config
+    from autograder.sandbox import OutputBudget
 
-    class SandboxExecute(Execute):
+    class SandboxExecute(OutputBudget, Execute):   # outputs capped in bytes as they arrive (errors kept)
         # How long output may trail the execute reply (and an interrupted kernel may take to stop): on a busy
         # machine nbgrader's 4 s can fail a whole notebook.
         iopub_timeout = 10
@@ -56,6 +57,7 @@ def _make_client(nb: NotebookNode, km, kc, timeout: int | None):
     client = SandboxExecute(config=load_config())
     # A kernel it did not start: nbclient then neither starts nor shuts one down.
     client.nb, client.km, client.kc, client.owns_km = nb, km, kc, False
+    client.output_budget = km.slot.limits.output_bytes
     if timeout is not None:
         client.timeout = timeout
     return client

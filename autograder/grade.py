@@ -273,6 +273,8 @@ class Grader:
         try:
             with SlotPool(workers, self.settings.limits, self.preload_modules(), self.shipped_files(),
                           sandboxed) as pool:
+                for weakness in pool.weaknesses() if sandboxed else []:   # what the sandbox cannot guarantee here
+                    print(f"warning: {weakness}", file=sys.stderr)
                 self.register()
                 self.runner_path = server.wait_ready() if server is not None else None
                 results.update({r.student_id: r for r in self.run(jobs, pool, workers, skipped=len(results))})
