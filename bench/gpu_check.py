@@ -3,7 +3,7 @@
     .venv/bin/python bench/gpu_check.py                    # on a machine with a CUDA GPU
     .venv/bin/python bench/gpu_check.py --cpu              # no GPU: run on the CPU anyway (tests this script)
     .venv/bin/python bench/gpu_check.py --simulate         # no GPU: run under dlcourse.simulated_gpu
-    .venv/bin/python bench/gpu_check.py book/07-pytorch.ipynb --json results.json
+    .venv/bin/python bench/gpu_check.py book/08-pytorch.ipynb --json results.json
     .venv/bin/python bench/gpu_check.py --simulate --small-data 1000 --max-train-batches 2   # quick (CI's)
 
 The default notebooks are every chapter of ``book/`` that imports torch and the source notebooks of

@@ -33,7 +33,7 @@ def write(path: Path, cells) -> Path:
 
 def test_default_notebooks_are_the_torch_chapters_and_both_pytorch_solutions():
     names = [p.relative_to(ROOT).as_posix() for p in gpu_check.default_notebooks()]
-    assert {"book/07-pytorch.ipynb", "book/08-cnn.ipynb", "book/09-practical-tricks.ipynb",
+    assert {"book/08-pytorch.ipynb", "book/09-cnn.ipynb", "book/10-practical-tricks.ipynb",
             "solutions/05-pytorch/pytorch.ipynb", "solutions/06-cnn/cnn.ipynb"} <= set(names)
     assert "book/01-ml-recipe.ipynb" not in names   # no torch there
 

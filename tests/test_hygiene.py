@@ -40,11 +40,12 @@ def test_notebook_is_committed_clean(path):
 
 
 # The notebooks that train networks on a GPU: the PyTorch chapters and assignments (and nothing else).
-GPU_NOTEBOOKS = {"book/07-pytorch.ipynb", "book/08-cnn.ipynb", "book/09-practical-tricks.ipynb",
+GPU_NOTEBOOKS = {"book/08-pytorch.ipynb", "book/09-cnn.ipynb", "book/10-practical-tricks.ipynb",
                  "solutions/05-pytorch/pytorch.ipynb", "solutions/06-cnn/cnn.ipynb",
                  "exercises/05-pytorch/pytorch.ipynb", "exercises/06-cnn/cnn.ipynb"}
 NUMPY_NOTEBOOKS = {"book/01-ml-recipe.ipynb", "book/02-loss-functions.ipynb", "book/03-gradients.ipynb",
-                   "book/04-gradient-descent.ipynb", "book/05-backpropagation.ipynb", "book/06-numpy-net.ipynb",
+                   "book/04-gradient-descent.ipynb", "book/05-neural-networks.ipynb",
+                   "book/06-backpropagation.ipynb", "book/07-numpy-net.ipynb",
                    *(f"{kind}/{name}" for kind in ("solutions", "exercises")
                      for name in ("01-losses/losses.ipynb", "02-gradient-descent/gradient_descent.ipynb",
                                   "03-backprop/backprop.ipynb", "04-numpy-net/numpy_net.ipynb"))}

@@ -194,8 +194,11 @@ def snapshot(folder: Path) -> dict[str, str]:
     return found
 
 
-RUN_COLLECT = ("import resource, sys\nfrom autograder.cli import main\ncode = main(sys.argv[1:])\n"
-               "print('maxrss_kib', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
+# The peak resident memory of this process since its exec (VmHWM): getrusage's ru_maxrss would also count the
+# pytest process it was forked from, since Linux carries the high-water mark across exec.
+RUN_COLLECT = ("import re, sys\nfrom autograder.cli import main\ncode = main(sys.argv[1:])\n"
+               "status = open('/proc/self/status').read()\n"
+               "print('maxrss_kib', re.search(r'VmHWM:\\s+(\\d+)', status).group(1), file=sys.stderr)\n"
                "sys.exit(code)\n")
 
 
