@@ -26,6 +26,7 @@ nbgitpuller), started with ``python -m jupyterhub.singleuser`` from this virtual
 """
 
 import os
+import pwd
 import shutil
 import sys
 from pathlib import Path
@@ -84,8 +85,13 @@ def course_environment(spawner) -> None:
         "PATH": os.pathsep.join([str(VENV_BIN), "/usr/local/bin", "/usr/bin", "/bin"]),
         "DLCOURSE_COURSE_ROOT": str(ROOT),
     })
-    if role == "instructor" and GRADING:
-        spawner.environment["DLCOURSE_GRADING_DIR"] = GRADING
+    if role == "instructor":
+        if GRADING:
+            spawner.environment["DLCOURSE_GRADING_DIR"] = GRADING
+        home = Path(pwd.getpwnam(spawner.user.name).pw_dir)
+        if not ROOT.is_relative_to(home):
+            # formgrader only works on a course inside the server's root folder
+            spawner.notebook_dir = str(ROOT)
 
 
 c.Spawner.pre_spawn_hook = course_environment
