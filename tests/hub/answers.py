@@ -12,7 +12,7 @@ ASSIGNMENT = "01-losses"
 NOTEBOOK = "losses.ipynb"
 # A softmax without the max shift: right on the visible example, overflows on the hidden tests' huge logits.
 BUG = ("softmax", "shifted = logits - np.max(logits, axis=1, keepdims=True)", "shifted = np.asarray(logits, dtype=float)")
-SOLUTION_MARKERS = re.compile(r"^\s*### (BEGIN|END) SOLUTION\s*\n", re.MULTILINE)
+SOLUTION_MARKERS = re.compile(r"^[ \t]*### (BEGIN|END) SOLUTION[ \t]*(\n|$)", re.MULTILINE)
 
 
 def answered(released: dict | nbformat.NotebookNode, with_bug: bool) -> nbformat.NotebookNode:
