@@ -58,21 +58,6 @@ class Hub:
     process: subprocess.Popen = field(repr=False)
     log: Path = field(repr=False)
 
-    def as_user(self, account: Account, *command: str, cwd: Path | None = None, env: dict | None = None,
-                timeout: float = 300) -> subprocess.CompletedProcess:
-        """Run a command as ``account`` (runuser), with the environment a hub user has."""
-        base = {"HOME": str(account.home), "USER": account.name, "LANG": "C.UTF-8",
-                "PATH": os.pathsep.join([str(self.python.parent), "/usr/local/bin", "/usr/bin", "/bin"]),
-                "NBGRADER_EXCHANGE_ROOT": str(self.exchange)}
-        role = "instructor" if account is self.instructor else "student"
-        base["JUPYTER_CONFIG_PATH"] = str(ROOT / "hub" / "jupyter" / role)
-        if role == "instructor":
-            base["DLCOURSE_GRADING_DIR"] = str(self.grading)
-        base.update(env or {})
-        args = ["runuser", "-u", account.name, "--", "env", "-i", *[f"{k}={v}" for k, v in base.items()],
-                *command]
-        return subprocess.run(args, cwd=cwd or account.home, text=True, capture_output=True, timeout=timeout)
-
     def log_tail(self, chars: int = 6000) -> str:
         return self.log.read_text(errors="replace")[-chars:] if self.log.is_file() else ""
 
@@ -150,38 +135,50 @@ def course_python(work: Path, account: Account) -> Path:
     """A Python of the course's environment that the test accounts can run.
 
     The virtual environment's interpreter is a link to the Python that created it; where that one is private
-    (pyenv under /root, as on the course's own machines), the accounts get the same environment through the
-    system's Python of the same version: a prefix whose site-packages, share/ and etc/ are the environment's,
-    and whose scripts (alembic, nbgrader...) start with that Python.
+    (pyenv under /root, as on the course's own machines), the accounts get the same interpreter through hard
+    links (no directory permission is involved): its binary, libpython and standard library under ``work``,
+    with the environment's site-packages, share/ and etc/, started by a wrapper that finds libpython there.
     """
     python = VENV_BIN / "python"
     probe = subprocess.run(["runuser", "-u", account.name, "--", str(python), "-c", "pass"], capture_output=True)
     if probe.returncode == 0:
         return python
+    real = Path(os.path.realpath(python))
+    origin = real.parent.parent
     version = f"python{sys.version_info.major}.{sys.version_info.minor}"
-    system = Path("/usr/bin") / version
-    if not system.exists():
-        pytest.skip(f"{python} is not executable by other users and there is no {system} to stand in for it")
-    prefix = work / "course-env"
-    (prefix / "bin").mkdir(parents=True)
-    (prefix / "lib").mkdir()
-    (prefix / "bin" / "python").symlink_to(system)
-    (prefix / "lib" / version).symlink_to(VENV_BIN.parent / "lib" / version)
+    base = work / "python"
+    (base / "bin").mkdir(parents=True)
+    (base / "lib" / version).mkdir(parents=True)
+    try:
+        os.link(real, base / "bin" / real.name)
+        for library in (origin / "lib").glob("libpython*.so*"):
+            if not library.is_symlink():
+                os.link(library, base / "lib" / library.name)
+        for entry in (origin / "lib" / version).iterdir():
+            if entry.name != "site-packages":
+                subprocess.run(["cp", "-al", str(entry), str(base / "lib" / version)], check=True)
+    except (OSError, subprocess.CalledProcessError) as error:
+        pytest.skip(f"{python} is private to root and could not be linked for the test accounts: {error}")
+    (base / "lib" / version / "site-packages").symlink_to(VENV_BIN.parent / "lib" / version / "site-packages")
     for shared in ("share", "etc"):
         if (VENV_BIN.parent / shared).is_dir():
-            (prefix / shared).symlink_to(VENV_BIN.parent / shared)
-    (prefix / "pyvenv.cfg").write_text(f"home = /usr/bin\ninclude-system-site-packages = false\n")
-    for script in VENV_BIN.iterdir():
-        if script.name.startswith("python") or not script.is_file():
+            (base / shared).symlink_to(VENV_BIN.parent / shared)
+    wrapper = base / "bin" / "python"
+    wrapper.write_text(f'#!/bin/sh\nLD_LIBRARY_PATH={base / "lib"}${{LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}} '
+                       f'exec {base / "bin" / real.name} "$@"\n')
+    wrapper.chmod(0o755)
+    for script in VENV_BIN.iterdir():      # the environment's commands (nbgrader runs `alembic`), on the wrapper
+        if script.name.startswith("python") or script.is_symlink() or not script.is_file():
             continue
-        head = script.read_bytes()[:200]
-        if head.startswith(b"#!") and b"python" in head.split(b"\n")[0]:
-            body = script.read_bytes().split(b"\n", 1)[1]
-            target = prefix / "bin" / script.name
-            target.write_bytes(b"#!" + str(prefix / "bin" / "python").encode() + b"\n" + body)
-            target.chmod(0o755)
-    subprocess.run(["chmod", "-R", "a+rX", str(prefix)], check=True)
-    return prefix / "bin" / "python"
+        first, _, body = script.read_bytes().partition(b"\n")
+        if first.startswith(b"#!") and b"python" in first:
+            (base / "bin" / script.name).write_bytes(b"#!" + bytes(wrapper) + b"\n" + body)
+            (base / "bin" / script.name).chmod(0o755)
+    subprocess.run(["chmod", "a+rX", str(base), str(base / "bin"), str(base / "lib")], check=True)
+    probe = subprocess.run(["runuser", "-u", account.name, "--", str(base / "bin" / "alembic"), "--version"],
+                           capture_output=True, text=True)
+    assert probe.returncode == 0, f"the linked course environment does not work:\n{probe.stderr}"
+    return wrapper
 
 
 def _git(*args: str, cwd: Path) -> str:
