@@ -13,13 +13,18 @@ help:
 	@echo "make serve    serve _build/html on http://127.0.0.1:8000"
 	@echo "make clean    remove the build and the execution cache"
 
-setup: $(VENV)/.installed node_modules/.installed
+setup: $(VENV)/.installed node_modules/.installed $(VENV)/ipywidgets-7.7.1/.installed
 
 $(VENV)/.installed: requirements.txt pyproject.toml .ci/install-system-packages
 	bash .ci/install-system-packages
 	python3 -m venv $(VENV)
 	$(PYTHON) -m pip install --quiet --upgrade pip
 	$(PYTHON) -m pip install --quiet -r requirements.txt
+	touch $@
+
+# Colab's ipywidgets, beside the course's 8.x: tests/test_widget_versions.py puts it first on PYTHONPATH.
+$(VENV)/ipywidgets-7.7.1/.installed: $(VENV)/.installed
+	$(PYTHON) -m pip install --quiet --no-deps --target $(VENV)/ipywidgets-7.7.1 ipywidgets==7.7.1 ipython_genutils==0.2.0
 	touch $@
 
 # The website's own copies of MathJax (served by the site) and axe-core (browser tests), from npm.

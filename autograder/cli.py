@@ -31,15 +31,21 @@ def cmd_sync(args: argparse.Namespace) -> int:
 
 
 def cmd_collect(args: argparse.Namespace) -> int:
-    from autograder.collect import collect
+    from autograder.collect import Limits, collect
+    from autograder.store import printable
 
     patterns = [("--pattern", p) for p in args.pattern] if args.pattern else None
-    report = collect(args.assignment, [Path(p) for p in args.inputs], patterns)
+    limits = Limits()
+    if args.max_file_mb:
+        limits.file_bytes = int(args.max_file_mb * 2**20)
+    report = collect(args.assignment, [Path(p) for p in args.inputs], patterns, limits)
     counts = {o: len(report.by_outcome(o)) for o in ("accepted", "superseded", "rejected")}
-    print(f"{len(report.files)} input files: " + ", ".join(f"{n} {o}" for o, n in counts.items()))
-    for file in report.files:
-        if file.outcome != "accepted" or file.reason:
-            print(f"  {file.outcome:<10} {file.source}: {file.reason}")
+    print(f"{len(report.files)} input files: " + ", ".join(f"{n} {o}" for o, n in counts.items())
+          + (f"; {len(report.flagged)} flagged" if report.flagged else ""))
+    for file in report.files:   # names are a student's: printed escaped (no terminal escape sequence gets through)
+        if file.outcome != "accepted" or file.reason or file.flag:
+            note = "; ".join(filter(None, [file.reason, f"FLAGGED: {file.flag}" if file.flag else ""]))
+            print(printable(f"  {file.outcome:<10} {file.source}: {note}"))
     print(f"collection report: {report.path}")
     return 0
 
@@ -55,7 +61,7 @@ def _grade_settings(args: argparse.Namespace):
             setattr(limits, {"memory": "memory_bytes", "cpu": "cpu_seconds", "processes": "processes"}[name],
                     int(value * 2**20) if name == "memory" else value)
     return Settings(workers=args.workers, timeout=args.timeout, isolation=args.isolation, limits=limits,
-                    force=args.force, progress=not args.no_progress)
+                    force=args.force, progress=not args.no_progress, verdict=args.verdict)
 
 
 def cmd_grade(args: argparse.Namespace) -> int:
@@ -160,6 +166,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("inputs", nargs="+", help="folders, notebooks and zip archives, in any mix")
     p.add_argument("--pattern", action="append", help="regular expression searched in each file's path, with a "
                    "(?P<student>...) group; replaces the Canvas/Moodle/Gradescope/folder defaults (repeatable)")
+    p.add_argument("--max-file-mb", type=float, help="largest file read, uncompressed (default 32): larger files and "
+                   "zip members are rejected unread")
     p.set_defaults(run=cmd_collect)
 
     p = commands.add_parser("grade", help="autograde the collected submissions in parallel sandboxes")
@@ -174,6 +182,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cpu", type=int, help="CPU seconds per kernel (default 3600)")
     p.add_argument("--processes", type=int, help="processes and threads per kernel (default 128)")
     p.add_argument("--force", action="store_true", help="regrade unchanged submissions too")
+    p.add_argument("--verdict", choices=["auto", "trusted", "kernel"], default="auto",
+                   help="where test cells run: trusted (a separate process; the student's kernel only answers "
+                        "calls with data), kernel (in the student's kernel, best-effort), auto (trusted for the "
+                        "assignments that support it)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(run=cmd_grade)
 

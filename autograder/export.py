@@ -8,17 +8,19 @@
 - ``moodle.csv``: Moodle's offline grading worksheet (Identifier ``Participant <id>``, Full name, Email
   address, Grade, Maximum Grade, Feedback comments), uploaded with *Upload grading worksheet*.
 
-Scores are read from the gradebook, so manual grades entered in formgrader are exported too.
+Scores are read from the gradebook, so manual grades entered in formgrader are exported too. Names, ids and
+comments come from students (LMS names, folder names): every cell that a spreadsheet would run as a formula
+(``=``, ``+``, ``-``, ``@``, a leading tab or line break) is written with a leading ``'``; numbers stay numbers
+(:func:`autograder.store.spreadsheet_safe`).
 """
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 from autograder.nbgrader_api import grading_dir, load_config
 from autograder.repair import Reference
-from autograder.store import load_results, load_roster
+from autograder.store import SafeCsvDictWriter, SafeCsvWriter, load_results, load_roster
 
 NBGRADER_COLUMNS = ["assignment", "duedate", "timestamp", "student_id", "last_name", "first_name", "email",
                     "raw_score", "late_submission_penalty", "score", "max_score"]
@@ -72,7 +74,7 @@ def export(assignment: str, canvas_column: str | None = None) -> list[Path]:
 
     path = folder / "grades.csv"
     with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, NBGRADER_COLUMNS + tests, restval="")
+        writer = SafeCsvDictWriter(handle, NBGRADER_COLUMNS + tests, restval="")
         writer.writeheader()
         writer.writerows(rows)
     written.append(path)
@@ -80,7 +82,7 @@ def export(assignment: str, canvas_column: str | None = None) -> list[Path]:
     path = folder / "canvas.csv"
     column = canvas_column or assignment
     with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
+        writer = SafeCsvWriter(handle)
         writer.writerow(["Student", "ID", "SIS User ID", "SIS Login ID", "Section", column])
         max_score = rows[0]["max_score"] if rows else ""
         writer.writerow(["    Points Possible", "", "", "", "", max_score])
@@ -93,7 +95,7 @@ def export(assignment: str, canvas_column: str | None = None) -> list[Path]:
 
     path = folder / "moodle.csv"
     with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
+        writer = SafeCsvWriter(handle)
         writer.writerow(["Identifier", "Full name", "Email address", "Grade", "Maximum Grade", "Feedback comments"])
         for row in rows:
             person = roster.get(row["student_id"], {})

@@ -6,8 +6,12 @@ is built from parts that cannot contain them:
 - the test cells' source comes from the *released* notebook, where nbgrader has removed the hidden tests;
 - a test's error message is shown only when the failing line is in the visible part; for a failure in the
   hidden tests the page gives the test's name and its author-written hint (the cell's first comment line,
-  which students already see);
-- the student's own answer cells are shown as graded (with any statement the autograder neutralised);
+  which students already see) and, where the test ran in the trusted runner (:mod:`autograder.verdict`), what
+  the course's assertion helper said (an ``AssertionError`` raised in ``dlcourse.testing`` or
+  ``dlcourse.gradcheck`` outside the student's process, capped in length), never the text of an exception the
+  student's code raised (the runner replaces it with "your f raised ValueError");
+- the student's own answer cells are shown as graded (with any statement the autograder neutralised, when the
+  tests ran in the kernel);
 - error messages and outputs are searched for every line of every hidden test, which is replaced by
   ``[hidden test]`` where found: student code can read the cells it runs in and put them into a message.
 """
@@ -30,6 +34,7 @@ HIDDEN_REGION = re.compile(r"^\s*### BEGIN HIDDEN TESTS\s*$(.*?)^\s*### END HIDD
                            re.MULTILINE | re.DOTALL)
 # Lines shorter than this are too common ("else:", "import math") to be told apart from the student's own code.
 MIN_SECRET_LINE = 12
+MAX_EXPLANATION = 400   # characters of a course helper's message shown for a hidden failure
 
 STYLE = """
 body { font-family: system-ui, sans-serif; max-width: 60rem; margin: 2rem auto; padding: 0 1rem; color: #222; }
@@ -91,9 +96,13 @@ def render(result: Result, notebook: NotebookResult, reference: Reference, grade
     if notebook.repairs:
         notes.append("Before grading, the autograder had to repair your notebook (please avoid this next time: "
                      "do not copy or delete the given cells): " + "; ".join(notebook.repairs) + ".")
-    if notebook.tampering:
+    if notebook.tampering and notebook.tampering_neutralised:
         notes.append("Code that changes the test helpers or the libraries the tests use was removed before "
                      "grading and your instructor was told: " + "; ".join(notebook.tampering) + ".")
+    elif notebook.tampering:
+        notes.append("Code that changes the test helpers or the libraries the tests use was found and your "
+                     "instructor was told (it could not change your grade: the tests ran outside your "
+                     "notebook): " + "; ".join(notebook.tampering) + ".")
     out += [f"<p class='note'>{html.escape(n)}</p>" for n in notes]
     out.append("<table><tr><th>Test</th><th>What it checks</th><th>Points</th><th>Result</th></tr>")
     for test in notebook.tests:
@@ -123,6 +132,9 @@ def render(result: Result, notebook: NotebookResult, reference: Reference, grade
                     out.append(f"<p>A <b>hidden test</b> of <code>{html.escape(grade_id)}</code> failed. "
                                f"Hint: {html.escape(test.hint or 'check the edge cases the task describes')}. "
                                f"Hidden tests try other shapes, random inputs and extreme values.</p>")
+                    if test.explanation:
+                        out.append(f"<p>What the check said:</p>"
+                                   f"{_pre(redact(test.explanation, secret)[:MAX_EXPLANATION])}")
                 else:
                     out.append(f"<p>What went wrong:</p>{_pre(redact(test.message, secret)[:800])}")
     stamp = dt.datetime.now().strftime("%Y-%m-%d %H:%M")

@@ -5,13 +5,22 @@ Each submission goes through these steps, in order:
 1. ``read``: the submitted files and their key (a hash with the assignment's source and the grading settings);
    a submission already graded with the same key is skipped, so an interrupted run resumes where it stopped.
 2. ``parse``: an empty file, or one that is not a notebook, is scored 0 with the reason (the batch goes on).
-3. ``repair`` (:mod:`autograder.repair`): duplicated grade ids, lost metadata, deleted test cells, old formats.
-   Before 4: nbgrader matches cells by grade id and stops on duplicates.
+3. ``repair`` (:mod:`autograder.repair`): grade metadata the released notebook does not have (unknown grade ids,
+   extra graded cells, an answer re-marked as a test or locked), duplicated grade ids, lost metadata, deleted
+   test cells, old formats. Before 4: nbgrader matches cells by grade id and stops on duplicates.
 4. ``restore``: nbgrader's own sanitising preprocessors put back locked cells and hidden tests from the gradebook
    (``ClearOutput``, ``DeduplicateIds``, ``OverwriteKernelspec``, ``OverwriteCells``, ``CheckCellMetadata``).
-5. ``neutralise`` (:mod:`autograder.tampering`): statements that patch the tests' modules or helpers become
-   ``pass``. After 4, so that the scan sees exactly the cells that will run.
+5. ``neutralise`` (:mod:`autograder.tampering`): statements that patch the tests' modules or helpers are flagged
+   for the instructor and, when the test cells run in the kernel, become ``pass``. After 4, so that the scan
+   sees exactly the cells that will run. A static scan cannot be complete: with the trusted runner (6) it is
+   only a flag (the statements run, and cannot change a verdict), not the defence.
 6. ``execute`` (:mod:`autograder.execute`) in a sandboxed kernel (:mod:`autograder.sandbox`), on N workers.
+   With the trusted test runner (:mod:`autograder.verdict`; the assignments of ``TRUSTED_ASSIGNMENTS``, or
+   ``--verdict trusted``) the kernel runs only the non-test cells, and each test cell runs in a separate trusted
+   process that calls the student's functions through proxies and gets data back: the outcome of every
+   assertion is decided there, and the hidden tests never enter the student's process. Rules that can only be
+   checked inside that process stay best-effort. Otherwise (``--verdict kernel``, 02, 04, 05 and 06 today) the
+   test cells run in the kernel after the student's code, as in nbgrader, and only the scan of 5 guards them.
 7. ``set aside stderr``: stderr streams of test cells move to the cell's metadata (see :class:`SetAsideStderr`).
 8. ``score``: nbgrader's ``LimitOutput``, ``SaveAutoGrades``, ``AssignLatePenalties``.
 9. ``record``: the autograded notebook, then the result record (:mod:`autograder.store`), the commit point.
@@ -44,9 +53,10 @@ from autograder.nbgrader_api import NbgraderError, check, grading_dir, load_conf
 from autograder.notebooks import is_test, nbgrader_meta
 from autograder.repair import Reference, Rejected, load_submission, repair
 from autograder.sandbox import Limits, SandboxError, SlotPool, bubblewrap_works, isolation_warning
-from autograder.store import (PIPELINE_VERSION, NotebookResult, Result, TestResult, file_digest, load_result,
-                              load_roster, save_result)
+from autograder.store import (PIPELINE_VERSION, NotebookResult, Result, SafeCsvWriter, TestResult, file_digest,
+                              load_result, load_roster, save_result)
 from autograder.tampering import neutralize, scan
+from autograder.verdict import RunnerServer, plan, uses_trusted_runner
 
 # nbgrader 0.9's gradebook triggers SQLAlchemy autoflush warnings on every autograde; they are not ours to fix.
 warnings.filterwarnings("ignore", message=".*not in session.*")
@@ -55,6 +65,7 @@ StudentResult = Result   # the name the first version of this module used
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 _CELL_LINE = re.compile(r"Cell In\[\d*\], line (\d+)")
+MAX_EXPLANATION = 400   # characters of a course helper's message kept for the feedback
 _HIDDEN = re.compile(r"^\s*### (BEGIN|END) HIDDEN TESTS\s*$")
 
 
@@ -68,12 +79,14 @@ class Settings:
     limits: Limits = field(default_factory=Limits)
     force: bool = False               # regrade unchanged submissions too
     progress: bool = True
+    verdict: str = "auto"             # auto, trusted, kernel: where test cells run (autograder.verdict)
 
     def fingerprint(self) -> str:
         """What the scores may depend on, besides the files (part of each submission's key)."""
         limits = self.limits
         return (f"pipeline={PIPELINE_VERSION};timeout={self.timeout};memory={limits.memory_bytes};"
-                f"cpu={limits.cpu_seconds};processes={limits.processes};files={limits.file_bytes}")
+                f"cpu={limits.cpu_seconds};processes={limits.processes};files={limits.file_bytes};"
+                f"verdict={self.verdict}")
 
 
 @dataclass
@@ -91,6 +104,7 @@ class Job:
     files: dict[str, Path]
     key: str
     notebooks: list[PreparedNotebook] = field(default_factory=list)
+    plans: dict[str, dict] = field(default_factory=dict)   # notebook name -> trusted runner plan
     started: float = 0.0
     error: str = ""           # why the pipeline failed on this submission ("" when it did not)
 
@@ -164,6 +178,8 @@ class Grader:
         self.restore = _preprocessors(RESTORE_STEPS, self.config)
         self.score_steps = [SetAsideStderr(), *_preprocessors(SCORE_STEPS, self.config)]
         self.roster = load_roster()
+        self.trusted = uses_trusted_runner(assignment, settings.verdict)
+        self.runner_path: str | None = None   # the trusted runners' fork server, while a batch runs
 
     # -- the batch ---------------------------------------------------------------------------------------------
     def shipped_files(self) -> dict[str, Path]:
@@ -250,11 +266,21 @@ class Grader:
             raise NbgraderError("--isolation bwrap: " + isolation_warning())
         if not sandboxed:
             print(f"warning: {isolation_warning()}", file=sys.stderr)
-        # The kernel factories import their modules while the gradebook is prepared.
-        with SlotPool(workers, self.settings.limits, self.preload_modules(), self.shipped_files(),
-                      sandboxed) as pool:
-            self.register()
-            results.update({r.student_id: r for r in self.run(jobs, pool, workers, skipped=len(results))})
+        # The kernel factories (and the trusted runners' server) import their modules while the gradebook is
+        # prepared.
+        server = (RunnerServer(tuple(m for m in self.preload_modules() if m not in KERNEL_MODULES))
+                  if self.trusted else None)
+        try:
+            with SlotPool(workers, self.settings.limits, self.preload_modules(), self.shipped_files(),
+                          sandboxed) as pool:
+                for weakness in pool.weaknesses() if sandboxed else []:   # what the sandbox cannot guarantee here
+                    print(f"warning: {weakness}", file=sys.stderr)
+                self.register()
+                self.runner_path = server.wait_ready() if server is not None else None
+                results.update({r.student_id: r for r in self.run(jobs, pool, workers, skipped=len(results))})
+        finally:
+            if server is not None:
+                server.close()
         return [results[s] for s in sorted(results)]
 
     def run(self, jobs: list[Job], pool: SlotPool, workers: int, skipped: int = 0) -> list[Result]:
@@ -329,8 +355,14 @@ class Grader:
             resources = self.resources(job.student_id, name)
             for preprocessor in self.restore:                                          # step 4
                 nb, resources = preprocessor(nb, resources)
+            for cell in nb.cells:   # the grader's own metadata comes from this run only, never from the file
+                cell.metadata.pop("autograder", None)
             findings = scan(nb)                                                        # step 5
-            neutralize(nb, findings)
+            if not self.trusted:   # with the trusted runner the statements cannot change a verdict: flag only
+                neutralize(nb, findings)
+            notebook.result.tampering_neutralised = not self.trusted
+            if self.trusted:
+                job.plans[name] = dict(plan(nb, self.references[name]), server=self.runner_path)
             notebook.nb = nb
             notebook.result.repairs = notes
             notebook.result.tampering = [f.describe() for f in findings]
@@ -347,7 +379,8 @@ class Grader:
                 if notebook.nb is None:
                     continue
                 try:
-                    outcome = execute_notebook(slot, notebook.nb, self.timeout)
+                    outcome = execute_notebook(slot, notebook.nb, self.timeout,
+                                               job.plans.get(notebook.name))
                 except SandboxError as error:   # the kernel or its factory failed: restart the sandbox
                     notebook.result.problem = f"the sandbox failed: {error}"
                     for cell in notebook.nb.cells:
@@ -428,13 +461,17 @@ class Grader:
             grade = grades.get(grade_id)
             points = float(grade.max_score) if grade else 0.0
             score = float(grade.score or 0) if grade else 0.0
+            explanation = ""
             if grade_id not in cells:
                 outcome, message, hidden = "not run", "the notebook could not be graded", False
             elif score >= points:
                 outcome, message, hidden = "passed", "", False
             else:
                 outcome, message, hidden = describe_failure(cells[grade_id])
-            tests.append(TestResult(grade_id, points, score, outcome, message, hidden, hint))
+                verdict = cells[grade_id].metadata.get("autograder", {}).get("verdict", {}) if self.trusted else {}
+                if verdict.get("by") == "helper":   # said by a course assertion helper in the trusted runner
+                    explanation = str(verdict.get("message", ""))[:MAX_EXPLANATION]
+            tests.append(TestResult(grade_id, points, score, outcome, message, hidden, hint, explanation))
         return tests
 
 
@@ -482,7 +519,7 @@ def write_csv(assignment: str, results: list[Result], path: Path) -> Path:
     tests = list(dict.fromkeys(name for r in results for name in r.tests))
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle, quoting=csv.QUOTE_MINIMAL)
+        writer = SafeCsvWriter(handle, quoting=csv.QUOTE_MINIMAL)   # no spreadsheet formula in a cell
         writer.writerow(["assignment", "student_id", "score", "max_score", "status", "notes", *tests])
         for r in results:
             notes = "; ".join(([r.reason] if r.reason else []) + r.flags)

@@ -2,7 +2,8 @@
 
 Steps, in order:
 1. sync the Colab setup cells of every notebook with ``_config.yml`` (the release must carry current settings),
-   and the final pre-submission check cell of each released source notebook with its graded cells (the check
+   and its Colab accelerator metadata with what it does (only notebooks that train with
+   ``dlcourse.torch_utils`` ask Colab for a GPU), and the final pre-submission check cell of each released source notebook with its graded cells (the check
    must know the cells the students receive);
 2. run nbgrader's ``generate_assignment`` without a database (releasing needs no gradebook; grading rebuilds
    the same checksums from the same sources);
@@ -12,6 +13,9 @@ Steps, in order:
 
 from __future__ import annotations
 
+import ast
+import json
+import re
 from pathlib import Path
 
 import nbformat
@@ -29,8 +33,35 @@ def notebooks_with_setup_cells(root: Path = ROOT) -> list[Path]:
     return sorted([*(root / "book").rglob("*.ipynb"), *(root / "solutions").rglob("*.ipynb")])
 
 
+_TORCH_UTILS = re.compile(r"\bdlcourse\.torch_utils\b|\bfrom dlcourse import\b[^\n]*\btorch_utils\b")
+GPU_TYPE = "T4"   # Colab's free GPU
+
+
+def needs_gpu(nb: nbformat.NotebookNode) -> bool:
+    """Does the notebook train networks with ``dlcourse.torch_utils`` (so that Colab should offer it a GPU)?
+
+    NumPy notebooks, and those that use PyTorch only to check a result on the CPU, do not: asking for a GPU there
+    spends students' free GPU quota and brings "cannot connect to GPU" dialogs for nothing.
+    """
+    return any(c.cell_type == "code" and _TORCH_UTILS.search(c.source) for c in nb.cells)
+
+
+def _sync_accelerator(nb: nbformat.NotebookNode) -> bool:
+    """Set (or remove) the notebook metadata that makes Colab offer a GPU runtime; True when it changed."""
+    before = json.dumps(nb.metadata, sort_keys=True)
+    colab = nb.metadata.setdefault("colab", {})
+    if needs_gpu(nb):
+        nb.metadata["accelerator"] = "GPU"
+        colab["gpuType"] = GPU_TYPE
+    else:
+        nb.metadata.pop("accelerator", None)
+        colab.pop("gpuType", None)
+    return json.dumps(nb.metadata, sort_keys=True) != before
+
+
 def sync_setup_cells(root: Path = ROOT, check_only: bool = False) -> list[Path]:
-    """Make every notebook's setup cell match ``_config.yml``; return the notebooks that were (or would be) changed.
+    """Make every notebook's setup cell match ``_config.yml``, and its accelerator metadata match
+    :func:`needs_gpu`; return the notebooks that were (or would be) changed.
 
     Args:
         check_only: report notebooks out of sync without writing them.
@@ -43,7 +74,8 @@ def sync_setup_cells(root: Path = ROOT, check_only: bool = False) -> list[Path]:
         if not cells:
             raise ValueError(f"{path.relative_to(root)} has no cell tagged {SETUP_TAG!r}; copy the first cell "
                              f"of any chapter (see CONTRIBUTING.md)")
-        if cells[0].source != expected:
+        accelerator_changed = _sync_accelerator(nb)
+        if cells[0].source != expected or accelerator_changed:
             changed.append(path)
             if not check_only:
                 cells[0].source = expected
@@ -91,6 +123,44 @@ def sync_check_cells(names: list[str] | None = None, root: Path = ROOT, check_on
     return changed
 
 
+_STUB = "raise NotImplementedError()"
+
+
+def name_stubs(source: str) -> str:
+    """Make each stub of an answer cell say what to write: nbgrader's ``raise NotImplementedError()`` becomes
+    ``raise NotImplementedError("write mse_loss here")``, naming the function (or ``Class.method``) it is in.
+
+    nbgrader's ``ClearSolutions.code_stub`` is one fixed string for every cell, hence this step of the release.
+    A stub outside any function says "write your code here".
+    """
+    if _STUB not in source:
+        return source
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return source
+    where: dict[int, str] = {}
+
+    def visit(node: ast.AST, names: tuple[str, ...]) -> None:
+        for child in ast.iter_child_nodes(node):
+            inner = names
+            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                inner = (*names, child.name)
+            if isinstance(child, ast.Raise) and isinstance(child.exc, ast.Call) and not child.exc.args \
+                    and isinstance(child.exc.func, ast.Name) and child.exc.func.id == "NotImplementedError":
+                where[child.lineno] = ".".join(names)
+            visit(child, inner)
+
+    visit(tree, ())
+    lines = source.split("\n")
+    for lineno, name in where.items():
+        line = lines[lineno - 1]
+        if line.strip() == _STUB:
+            message = f"write {name} here" if name else "write your code here"
+            lines[lineno - 1] = line.replace(_STUB, f"raise NotImplementedError({message!r})".replace("'", '"'))
+    return "\n".join(lines)
+
+
 def write_canonical(nb: nbformat.NotebookNode, path: Path) -> None:
     """Write a notebook without outputs or execution counts, in nbformat's standard layout."""
     for cell in nb.cells:
@@ -119,7 +189,11 @@ def release(names: list[str] | None = None, root: Path = ROOT, release_dir: Path
     for name in names or assignments(root):
         check(api.generate_assignment(name, force=True, create=False), f"generate_assignment {name}")
         for path in sorted((release_dir or root / "exercises").joinpath(name).glob("*.ipynb")):
-            write_canonical(nbformat.read(path, as_version=4), path)
+            nb = nbformat.read(path, as_version=4)
+            for cell in nb.cells:
+                if is_answer(cell):
+                    cell.source = name_stubs(cell.source)
+            write_canonical(nb, path)
             written.append(path)
     if release_dir is None:
         from autograder.site import write_pages

@@ -155,6 +155,45 @@ def fix_kernelspec(nb: NotebookNode, reference: Reference) -> list[str]:
     return [f"incomplete kernelspec (Colab omits 'language'): set to the course's"]
 
 
+GRADE_KEYS = ("grade", "solution", "locked", "task", "points")
+
+
+def restore_grade_metadata(nb: NotebookNode, reference: Reference) -> list[str]:
+    """nbgrader metadata that the released notebook does not have is put right against it.
+
+    A cell with a ``grade_id`` the released notebook does not know (renamed, or an extra graded cell) loses its
+    nbgrader metadata and runs as an ordinary cell (re-identification may then recognise it); a known cell whose
+    metadata says something else than the released cell's (an answer re-marked as a test, ``"locked": true`` on an
+    answer cell, other points) gets the released cell's metadata back. nbgrader would otherwise stop on the whole
+    notebook, or grade what the student declared.
+    """
+    done = []
+    for index, cell in enumerate(nb.cells):
+        meta = cell.metadata.get("nbgrader")
+        if meta is None:
+            continue
+        grade_id = meta.get("grade_id") if isinstance(meta, dict) else None
+        released = reference.cells.get(grade_id) if isinstance(grade_id, str) else None
+        if released is None:
+            del cell.metadata["nbgrader"]
+            shown = repr(grade_id)[:60]
+            done.append(f"cell {index} had nbgrader metadata with a grade_id the assignment does not have "
+                        f"({shown}): it now runs as an ordinary cell")
+            continue
+        expected = nbgrader_meta(released)
+        differs = [k for k in GRADE_KEYS if bool(expected.get(k)) != bool(meta.get(k))
+                   or (k == "points" and expected.get("grade") and meta.get(k) != expected.get(k))]
+        if differs:
+            cell.metadata["nbgrader"] = copy.deepcopy(released.metadata["nbgrader"])
+            for key in ("deletable", "editable"):
+                if key in released.metadata:
+                    cell.metadata[key] = released.metadata[key]
+            changed = ", ".join(f"{k}={meta.get(k)!r}" for k in differs)[:200]
+            done.append(f"cell {index} ({grade_id!r}) had nbgrader metadata that differs from the released "
+                        f"notebook's ({changed}): restored")
+    return done
+
+
 def _position_score(nb: NotebookNode, index: int, grade_id: str, reference: Reference) -> tuple:
     """How well cell ``index`` sits where ``grade_id`` belongs: after the cells that precede it in the
     released notebook, before those that follow it (higher is better)."""
@@ -271,11 +310,12 @@ def restore_deleted_cells(nb: NotebookNode, reference: Reference) -> list[str]:
     return done
 
 
-# In order. Cell ids first: later steps insert and compare cells. Duplicates before re-identification: a
+# In order. Cell ids first: later steps insert and compare cells. Metadata the released notebook does not have is
+# put right before cells are matched by grade_id. Duplicates before re-identification: a
 # copy must not hold the grade_id a cell with lost metadata needs. Restoring deleted cells comes last, so that
 # only what neither de-duplication nor re-identification found is put back.
-REPAIRS = [upgrade_format, strip_colab_metadata, fix_kernelspec, deduplicate_grade_ids, reidentify_cells,
-           restore_deleted_cells]
+REPAIRS = [upgrade_format, strip_colab_metadata, fix_kernelspec, restore_grade_metadata, deduplicate_grade_ids,
+           reidentify_cells, restore_deleted_cells]
 
 
 def repair(nb: NotebookNode, reference: Reference) -> list[str]:

@@ -20,7 +20,7 @@ import statistics
 from collections import Counter
 from pathlib import Path
 
-from autograder.store import Result, load_results, reports_dir
+from autograder.store import Result, SafeCsvWriter, load_results, printable, reports_dir, spreadsheet_value
 
 _NUMBER = re.compile(r"-?\d+(\.\d+)?(e[-+]?\d+)?", re.IGNORECASE)
 
@@ -83,7 +83,9 @@ def _collection_rows(assignment: str) -> list[dict]:
     if not path.is_file():
         return []
     with path.open(newline="", encoding="utf-8") as handle:
-        return [row for row in csv.DictReader(handle) if row["outcome"] != "accepted"]
+        rows = [{k: printable(spreadsheet_value(v or "")) for k, v in row.items() if k}
+                for row in csv.DictReader(handle)]
+    return [row for row in rows if row.get("outcome") != "accepted" or row.get("flag")]
 
 
 def write_report(assignment: str) -> Path:
@@ -122,23 +124,26 @@ def write_report(assignment: str) -> Path:
                   f"{values[-1]:.1f} s ({times[-1][1]}), total {sum(values):.0f} s.", "",
                   "| Submission | Seconds |", "| --- | ---: |"]
         lines += [f"| {student} | {seconds:.1f} |" for seconds, student in reversed(times)]
-    sections = {"Repaired": [], "Tampering neutralised": [], "Kernel problems": [], "Rejected or failed": []}
+    sections = {"Repaired": [], "Tampering (neutralised or flagged)": [], "Kernel problems": [],
+                "Rejected or failed": []}
     for r in results:
         for n in r.notebooks:
             sections["Repaired"] += [f"{r.student_id}: {x}" for x in n.repairs]
-            sections["Tampering neutralised"] += [f"{r.student_id}: {x}" for x in n.tampering]
+            sections["Tampering (neutralised or flagged)"] += [f"{r.student_id}: {x}" for x in n.tampering]
             if n.problem and r.status == "graded":
                 sections["Kernel problems"].append(f"{r.student_id}: {n.problem}")
         if r.status != "graded":
             sections["Rejected or failed"].append(f"{r.student_id} ({r.status}): {r.reason}")
-    sections["Input files not accepted by collect"] = [f"{row['input']}: {row['outcome']}, {row['reason']}"
-                                                       for row in _collection_rows(assignment)]
+    sections["Input files not accepted or flagged by collect"] = [
+        f"{row['input']}: {row['outcome']}, {row['reason']}" + (f" (flagged: {row['flag']})" if row.get("flag")
+                                                                else "")
+        for row in _collection_rows(assignment)]
     for title, entries in sections.items():
         lines += ["", f"## {title} ({len(entries)})", ""] + ([f"- {e}" for e in entries] or ["None."])
     path = folder / "report.md"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     with (folder / "items.csv").open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
+        writer = SafeCsvWriter(handle)   # failure messages come from student code: no formula gets through
         writer.writerow(["test", "points", "graded", "passed", "pass_rate", "mean_score", "most_common_failure"])
         for item in items:
             first = item["failures"].most_common(1)

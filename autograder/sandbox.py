@@ -4,19 +4,26 @@ A :class:`Slot` is one long-lived sandbox that runs one submission at a time. In
 (``autograder/zygote.py``) has imported the assignment's heavy modules once and forks a fresh kernel for every
 submission. With bubblewrap (``bwrap``) the sandbox has:
 
-- its own mount namespace: read-only system folders, Python and ``dlcourse``; a writable working folder that
-  holds only the submission's shipped files; a private ``/tmp``. ``solutions/``, the gradebook, other students'
-  files and the rest of the home folders do not exist in it;
+- its own mount namespace: read-only system folders, Python and ``dlcourse``; a working folder that is a
+  size-limited tmpfs (never the host's disk) filled with the assignment's shipped files for each submission; a
+  private ``/tmp`` and ``/dev/shm`` (tmpfs, size-limited). ``solutions/``, the gradebook, other students' files,
+  the rest of the home folders, the slot's logs and configuration do not exist in it. The only host folder it
+  can write is the slot's ``ipc`` folder (the kernel's sockets); the grader gives each kernel a fresh folder
+  there under a random name and removes it with :func:`remove_tree`, which never follows a symbolic link;
 - no network (its own network namespace with only a loopback device): the grader talks to the kernel over
-  Unix sockets (ZeroMQ ``ipc`` transport) in the slot's folder;
-- its own PID namespace: after a submission every process it left behind is killed; bubblewrap dies with the
-  grader;
+  Unix sockets (ZeroMQ ``ipc`` transport);
+- its own PID and IPC namespaces; the factory keeps no capability it does not need (``--cap-drop ALL``, then as
+  root only setuid/setgid/kill); bubblewrap dies with the grader;
+- per kernel (see ``zygote.py``): another user id than the factory's when grading as root; where the system
+  allows unprivileged user namespaces, its own user, PID and IPC namespaces (it cannot name the factory, and its
+  System V IPC dies with it); a seccomp filter refusing new namespaces, mounts, ptrace, keyrings, BPF, io_uring;
 - a scrubbed environment (no variable of the instructor's session reaches the kernel);
-- per-kernel limits: address space, CPU time, number of processes (a fork bomb stops there), file size; when
-  the grader runs as root, kernels run under an unprivileged user id of their own (one per slot).
+- limits per submission: memory and processes of all its processes together in a control group of its own
+  (:class:`SubmissionCgroup`, cgroup v2 or v1, where the grader may create one), else per-process rlimits;
+  CPU time and file size per process; kernel outputs capped in bytes while they are received
+  (:class:`OutputBudget`).
 
-Without bubblewrap (``isolation="none"`` or not installed) kernels still get the limits, a scrubbed environment
-and a private working folder, and :func:`isolation_warning` says what is not isolated.
+:func:`Slot.weaknesses` and :func:`isolation_warning` say what is not guaranteed on this system.
 """
 
 from __future__ import annotations
@@ -37,21 +44,34 @@ from jupyter_client.asynchronous.client import AsyncKernelClient
 from jupyter_client.connect import write_connection_file
 
 ZYGOTE = Path(__file__).with_name("zygote.py")
-# Where a slot's folder appears inside its sandbox (the kernel sees /sandbox/work as its working folder).
+# Where a slot's folders appear inside its sandbox (the kernel sees /sandbox/work as its working folder).
 SANDBOX_DIR = "/sandbox"
+WORK = f"{SANDBOX_DIR}/work"         # a tmpfs of Limits.work_bytes, emptied by the factory after each kernel
+IPC = f"{SANDBOX_DIR}/ipc"           # the only host folder bound writable: one fresh subfolder per kernel
+SHIPPED = f"{SANDBOX_DIR}/shipped"   # the assignment's shipped files, read-only, copied into WORK per kernel
+LOG = f"{SANDBOX_DIR}/log"           # the kernel's stdout/stderr (a small tmpfs the factory reads back)
 # Unprivileged user ids of the kernels when grading as root: 2,000,000 and up, one per slot and run.
 KERNEL_UID_BASE = 2_000_000
+# On top of Limits.memory_bytes in the control group: the interpreter pages a kernel copies from its factory,
+# its tmpfs files. Each process also gets RLIMIT_DATA = memory_bytes, so one process asking for too much gets a
+# MemoryError first; several together are killed by the control group.
+CGROUP_MARGIN = 256 * 2**20
+# Threads of the kernel itself (ipykernel's), allowed on top of Limits.processes in a control group.
+KERNEL_OWN_TASKS = 64
 
 
 @dataclass
 class Limits:
-    """Resource limits of one kernel. Zero means no limit."""
+    """Resource limits of one submission (all its processes together where a control group is available).
+    Zero means no limit."""
 
-    memory_bytes: int = 4 * 2**30       # address space on top of what the preloaded libraries map
-    cpu_seconds: int = 3600             # CPU time of the kernel process
-    processes: int = 128                # processes and threads of the kernel's user, on top of its own
+    memory_bytes: int = 4 * 2**30       # per process (RLIMIT_DATA), and of all its processes (cgroup, + margin)
+    cpu_seconds: int = 3600             # CPU time of each process
+    processes: int = 128                # processes and threads, on top of the kernel's own
     file_bytes: int = 256 * 2**20       # largest file it may write
-    tmp_bytes: int = 512 * 2**20        # size of its private /tmp (bubblewrap only)
+    tmp_bytes: int = 512 * 2**20        # size of its private /tmp and of /dev/shm (bubblewrap only)
+    work_bytes: int = 512 * 2**20       # size of its working folder, a tmpfs (bubblewrap only)
+    output_bytes: int = 16 * 2**20      # outputs kept per notebook (errors always kept, cut short)
 
     def as_dict(self) -> dict:
         return {"memory_bytes": self.memory_bytes, "cpu_seconds": self.cpu_seconds,
@@ -64,8 +84,11 @@ class KernelEnd:
 
     exit: int | None = None
     signal: int | None = None
+    oom: bool = False   # its control group ran out of memory
 
     def describe(self) -> str:
+        if self.oom:
+            return "killed: the submission's processes together reached the memory limit"
         if self.signal is not None:
             import signal as signals
 
@@ -78,6 +101,263 @@ class KernelEnd:
         return "ended"
 
 
+# -- removing what a kernel could have touched ------------------------------------------------------------------
+def remove_tree(path: Path) -> None:
+    """Remove ``path`` (a folder or a file) without following any symbolic link in it or at it.
+
+    ``shutil.rmtree`` on Linux walks with directory file descriptors (``openat`` with ``O_NOFOLLOW``): a link
+    planted by a kernel is unlinked, never entered, even if it is swapped in while the walk runs."""
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        return
+    import stat
+
+    if not stat.S_ISDIR(info.st_mode):
+        os.unlink(path)
+        return
+    if not shutil.rmtree.avoids_symlink_attacks:   # not on Linux: refuse rather than risk following a link
+        raise SandboxError(f"cannot remove {path} safely on this system (no fd-based rmtree)")
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def empty_folder(path: Path) -> None:
+    """Remove everything inside ``path`` (kept itself) without following symbolic links."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    try:
+        for name in os.listdir(fd):
+            try:
+                info = os.stat(name, dir_fd=fd, follow_symlinks=False)
+            except FileNotFoundError:
+                continue
+            import stat
+
+            if stat.S_ISDIR(info.st_mode):
+                shutil.rmtree(name, dir_fd=fd, ignore_errors=True)
+            else:
+                try:
+                    os.unlink(name, dir_fd=fd)
+                except FileNotFoundError:
+                    pass
+    finally:
+        os.close(fd)
+
+
+# -- control groups: memory and processes of a submission as a whole -------------------------------------------
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+
+
+def _own_cgroups() -> dict[str, str]:
+    """This process's control groups: {"": v2 path, "memory": v1 path, "pids": v1 path, ...}."""
+    found = {}
+    for line in Path("/proc/self/cgroup").read_text().splitlines():
+        ident, controllers, path = line.split(":", 2)
+        if ident == "0" and not controllers:
+            found[""] = path
+        for name in controllers.split(","):
+            if name:
+                found[name] = path
+    return found
+
+
+class SubmissionCgroup:
+    """A control group of one slot, holding only the processes of the submission running in it.
+
+    cgroup v2 (``memory.max``, ``pids.max``, ``memory.swap.max``) where the grader may create one: as root under
+    the hierarchy's root, as an ordinary user under its own cgroup when that is delegated to it (e.g. run by
+    ``systemd-run --user --scope -p Delegate=yes``); else cgroup v1 (``memory``, ``pids`` hierarchies) as root.
+    :meth:`create` returns None, with the reason in ``SubmissionCgroup.unavailable``, where none can be made.
+    """
+
+    unavailable = ""
+
+    def __init__(self, dirs: dict[str, Path], version: int):
+        self.dirs, self.version = dirs, version   # {"memory": dir, "pids": dir} (one dir for both in v2)
+
+    @staticmethod
+    def _remove_stale(parent: Path) -> None:
+        """Remove empty groups left by a grader that was killed (``ag-<pid>-...`` of a process that is gone)."""
+        try:
+            names = [p.name for p in parent.iterdir() if p.name.startswith("ag-") and p.is_dir()]
+        except OSError:
+            return
+        for name in names:
+            pid = name.split("-")[1]
+            if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+                try:
+                    (parent / name).rmdir()
+                except OSError:
+                    pass
+
+    @classmethod
+    def create(cls, name: str, limits: Limits) -> "SubmissionCgroup | None":
+        reasons = []
+        for make in (cls._v2, cls._v1):
+            try:
+                group = make(name, reasons)
+            except OSError as error:
+                reasons.append(f"{make.__name__.strip('_')}: {error}")
+                group = None
+            if group is not None:
+                try:
+                    group.set_limits(limits)
+                    return group
+                except OSError as error:
+                    reasons.append(f"{make.__name__.strip('_')} limits: {error}")
+                    group.remove()
+        cls.unavailable = "; ".join(reasons) or "no cgroup file system"
+        return None
+
+    @classmethod
+    def _v2(cls, name: str, reasons: list[str]) -> "SubmissionCgroup | None":
+        own = _own_cgroups().get("")
+        mount = next((m for m in (CGROUP_ROOT, CGROUP_ROOT / "unified") if (m / "cgroup.controllers").exists()), None)
+        if own is None or mount is None:
+            reasons.append("v2: not mounted")
+            return None
+        if os.geteuid() == 0:
+            parent = mount
+        else:   # an ordinary user: only under its own cgroup, if delegated to it
+            parent = mount / own.lstrip("/")
+            if not os.access(parent / "cgroup.subtree_control", os.W_OK):
+                reasons.append(f"v2: {parent} is not delegated to this user")
+                return None
+        if not {"memory", "pids"} <= set((parent / "cgroup.controllers").read_text().split()):
+            reasons.append(f"v2: the memory and pids controllers are not available in {parent}")
+            return None
+        if os.geteuid() != 0:
+            # No process may stay in a cgroup whose controllers are handed to children: the grader moves into
+            # a leaf of its own first.
+            leaf = parent / "grader"
+            leaf.mkdir(exist_ok=True)
+            for pid in (parent / "cgroup.procs").read_text().split():
+                (leaf / "cgroup.procs").write_text(pid)
+        enabled = (parent / "cgroup.subtree_control").read_text().split()
+        if not {"memory", "pids"} <= set(enabled):
+            (parent / "cgroup.subtree_control").write_text("+memory +pids")
+        cls._remove_stale(parent)
+        group = parent / name
+        group.mkdir(exist_ok=True)
+        return cls({"memory": group, "pids": group}, 2)
+
+    @classmethod
+    def _v1(cls, name: str, reasons: list[str]) -> "SubmissionCgroup | None":
+        own = _own_cgroups()
+        dirs = {}
+        for controller in ("memory", "pids"):
+            mount = CGROUP_ROOT / controller
+            v1 = (mount / "cgroup.procs").exists() and not (mount / "cgroup.controllers").exists()
+            if controller not in own or not v1:
+                reasons.append(f"v1: no {controller} hierarchy")
+                for made in dirs.values():
+                    made.rmdir()
+                return None
+            cls._remove_stale(mount / own[controller].lstrip("/"))
+            try:
+                (mount / own[controller].lstrip("/") / name).mkdir(exist_ok=True)
+            except OSError:
+                for made in dirs.values():
+                    made.rmdir()
+                raise
+            dirs[controller] = mount / own[controller].lstrip("/") / name
+        return cls(dirs, 1)
+
+    def set_limits(self, limits: Limits) -> None:
+        memory, pids = self.dirs["memory"], self.dirs["pids"]
+        if self.version == 2:
+            if limits.memory_bytes:
+                (memory / "memory.max").write_text(str(limits.memory_bytes + CGROUP_MARGIN))
+                if (memory / "memory.swap.max").exists():
+                    (memory / "memory.swap.max").write_text("0")
+            if limits.processes:
+                (pids / "pids.max").write_text(str(limits.processes + KERNEL_OWN_TASKS))
+        else:
+            if limits.memory_bytes:
+                (memory / "memory.limit_in_bytes").write_text(str(limits.memory_bytes + CGROUP_MARGIN))
+                try:   # with swap accounting: no swapping out of the limit either
+                    (memory / "memory.memsw.limit_in_bytes").write_text(str(limits.memory_bytes + CGROUP_MARGIN))
+                except OSError:
+                    pass
+            if limits.processes:
+                (pids / "pids.max").write_text(str(limits.processes + KERNEL_OWN_TASKS))
+
+    def add(self, pid: int) -> None:
+        for folder in {*self.dirs.values()}:
+            (folder / "cgroup.procs").write_text(str(pid))
+
+    def oom_kills(self) -> int:
+        """How many processes the kernel killed in it for lack of memory (so far)."""
+        memory = self.dirs["memory"]
+        try:
+            if self.version == 2:
+                text = (memory / "memory.events").read_text()
+                return next((int(line.split()[1]) for line in text.splitlines() if line.startswith("oom_kill ")), 0)
+            text = (memory / "memory.oom_control").read_text()
+            return next((int(line.split()[1]) for line in text.splitlines() if line.startswith("oom_kill ")), 0)
+        except (OSError, ValueError):
+            return 0
+
+    def processes(self) -> list[int]:
+        found = set()
+        for folder in {*self.dirs.values()}:
+            try:
+                found.update(int(pid) for pid in (folder / "cgroup.procs").read_text().split())
+            except (OSError, ValueError):
+                pass
+        return sorted(found)
+
+    def empty(self, timeout: float = 10) -> bool:
+        """Kill whatever is left in it and wait until it holds no process (a fork bomb's last children are still
+        exiting when the factory has reaped): the next kernel must not start with its processes counted."""
+        import signal
+        import time
+
+        deadline = time.monotonic() + timeout
+        while True:
+            left = self.processes()
+            if not left:
+                return True
+            if time.monotonic() > deadline:
+                return False
+            for pid in left:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except OSError:
+                    pass
+            time.sleep(0.02)
+
+    def remove(self) -> None:
+        for folder in {*self.dirs.values()}:
+            try:
+                folder.rmdir()
+            except OSError:
+                pass
+
+
+def _host_pid(root: int, inner: int) -> int | None:
+    """The host's pid of the descendant of ``root`` whose pid in its innermost PID namespace is ``inner``."""
+    parents, inners = {}, {}
+    for name in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            status = Path(f"/proc/{name}/status").read_text()
+        except OSError:
+            continue
+        fields = dict(line.split(":\t", 1) for line in status.splitlines() if ":\t" in line)
+        parents[int(name)] = int(fields.get("PPid", "0"))
+        nspid = fields.get("NSpid", name).split()
+        inners[int(name)] = int(nspid[-1])
+    for pid, value in inners.items():
+        if value != inner:
+            continue
+        ancestor = parents.get(pid)
+        while ancestor:
+            if ancestor == root:
+                return pid
+            ancestor = parents.get(ancestor)
+    return None
+
+
+# -- the sandbox ---------------------------------------------------------------------------------------------
 def _system_binds() -> list[str]:
     """Read-only views of the system folders a Python interpreter needs."""
     args = ["--ro-bind", "/usr", "/usr"]
@@ -122,16 +402,19 @@ def _python_binds() -> list[str]:
 
 
 def bwrap_command(slot_dir: Path, work: str, env: dict[str, str], limits: Limits, as_root: bool) -> list[str]:
-    """The bubblewrap command line of one slot, up to (not including) the program to run."""
+    """The bubblewrap command line of one slot, up to (not including) the program to run.
+
+    Of the slot's folder only ``ipc`` (writable, the kernels' sockets), ``shipped`` and ``etc/passwd``,
+    ``etc/group`` (read-only) are bound; its logs stay outside."""
     bwrap = shutil.which("bwrap")
     if not bwrap:
         raise FileNotFoundError("bwrap")
     args = [bwrap, "--die-with-parent", "--new-session",
             "--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try",
-            "--hostname", "grader"]
+            "--hostname", "grader", "--cap-drop", "ALL"]
     if as_root:
-        # The factory stays root (it must fork kernels and drop them to the slot's user id, then kill what
-        # they leave); bubblewrap drops every other capability.
+        # The factory forks kernels and drops them to the slot's user id, cleans up as that user and kills
+        # what they leave: setuid, setgid and kill, nothing else.
         args += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID", "--cap-add", "CAP_KILL"]
     else:
         args += ["--unshare-user"]
@@ -151,8 +434,16 @@ def bwrap_command(slot_dir: Path, work: str, env: dict[str, str], limits: Limits
     args += binds
     args += ["--ro-bind", str(slot_dir / "etc" / "passwd"), "/etc/passwd",
              "--ro-bind", str(slot_dir / "etc" / "group"), "/etc/group",
-             "--bind", str(slot_dir), SANDBOX_DIR,
-             "--chdir", work, "--clearenv"]
+             "--perms", "0755", "--dir", SANDBOX_DIR,
+             "--perms", "1777", "--size", str(limits.work_bytes), "--tmpfs", WORK,
+             "--perms", "0700", "--size", str(16 * 2**20), "--tmpfs", LOG]
+    if (slot_dir / "ipc").is_dir():
+        args += ["--bind", str(slot_dir / "ipc"), IPC]
+    if (slot_dir / "shipped").is_dir():
+        args += ["--ro-bind", str(slot_dir / "shipped"), SHIPPED]
+    # The sandbox's root (a tmpfs holding /etc, /sandbox...) read-only: nothing written there could outlive a
+    # kernel. Only the tmpfs mounts and the ipc folder stay writable.
+    args += ["--remount-ro", "/", "--chdir", work, "--clearenv"]
     for key, value in env.items():
         args += ["--setenv", key, value]
     return args
@@ -182,11 +473,10 @@ def bubblewrap_works() -> bool:
         return False
     with tempfile.TemporaryDirectory(prefix="ag-probe-") as tmp:
         slot = Path(tmp)
-        (slot / "work").mkdir()
+        os.chmod(slot, 0o755)
         _write_identity(slot, os.getuid())
         try:
-            command = bwrap_command(slot, f"{SANDBOX_DIR}/work", kernel_environment(f"{SANDBOX_DIR}/work"), Limits(),
-                                    as_root=os.geteuid() == 0)
+            command = bwrap_command(slot, WORK, kernel_environment(WORK), Limits(), as_root=os.geteuid() == 0)
             result = subprocess.run([*command, sys.executable, "-c", "import socket; socket.socket()"],
                                     capture_output=True, timeout=60)
         except (OSError, subprocess.SubprocessError):
@@ -204,8 +494,8 @@ def isolation_warning() -> str:
     """What is not isolated when grading without bubblewrap."""
     text = ("bubblewrap (bwrap) is not available or cannot create namespaces here: student code runs with "
             "resource limits, a scrubbed environment and its own working folder, but it CAN read files the "
-            "grading user can read (solutions/, the gradebook, other submissions), use the network and leave "
-            "processes behind. Install bubblewrap (apt-get install bubblewrap) to isolate it.")
+            "grading user can read (solutions/, the gradebook, other submissions), write or delete them, use "
+            "the network and leave processes behind. Install bubblewrap (apt-get install bubblewrap) to isolate it.")
     if not processes_can_be_limited(False):
         text += (" Grading as root with Python in a folder other users cannot read: kernels run as root, so "
                  "the limit on processes does not apply either (a fork bomb is not stopped).")
@@ -235,6 +525,62 @@ class SlotKernelClient(AsyncKernelClient):
     is_alive = _async_is_alive
 
 
+class OutputBudget:
+    """A mixin for nbclient's ``NotebookClient`` (nbgrader's ``Execute``): keeps at most ``output_budget`` bytes
+    of outputs per notebook while they arrive, then one note saying the rest was dropped.
+
+    Errors are never dropped (a failing test must stay failing): each is kept, its message and traceback cut to
+    ``ERROR_BYTES``. An error the kernel reported in its reply but whose output never arrived is added from
+    the reply. Each message is still received whole before it is dropped: the grader holds at most one at a
+    time, never more than the kernel itself could (its memory limit). (Refusing large messages at the socket,
+    ZeroMQ's MAXMSGSIZE, disconnects the output channel for good: every later output would be lost.)
+
+    Use: ``class SandboxExecute(OutputBudget, Execute)``; set ``client.output_budget`` (``Limits.output_bytes``)."""
+
+    output_budget: int = Limits.output_bytes
+    ERROR_BYTES = 8192
+    _output_used: int = 0
+    _output_noted: bool = False
+
+    @classmethod
+    def _short_error(cls, content: dict) -> dict:
+        def cut(text):
+            text = str(text)
+            return text if len(text) <= cls.ERROR_BYTES else text[:cls.ERROR_BYTES] + " [cut]"
+
+        traceback = [cut(line) for line in list(content.get("traceback") or [])[:50]]
+        return {"ename": cut(content.get("ename", "Error"))[:200], "evalue": cut(content.get("evalue", "")),
+                "traceback": traceback}
+
+    def output(self, outs, msg, display_id, cell_index):
+        content = msg.get("content", {})
+        if msg.get("msg_type") == "error" or "ename" in content:
+            msg = {**msg, "content": {**content, **self._short_error(content)}}
+            return super().output(outs, msg, display_id, cell_index)
+        size = sum(len(v) if isinstance(v, (str, bytes)) else len(json.dumps(v))
+                   for key, v in content.items() if key in ("text", "data"))
+        self._output_used += size
+        if self.output_budget and self._output_used > self.output_budget:
+            if not self._output_noted:
+                from nbformat import NotebookNode
+
+                self._output_noted = True
+                outs.append(NotebookNode(output_type="stream", name="stderr",
+                                         text=f"[output truncated: this notebook printed more than "
+                                              f"{self.output_budget} bytes; the rest was dropped]\n"))
+            return None
+        return super().output(outs, msg, display_id, cell_index)
+
+    async def _check_raise_for_error(self, cell, cell_index, exec_reply):
+        content = (exec_reply or {}).get("content", {})
+        if content.get("status") == "error" and not any(o.get("output_type") == "error"
+                                                        for o in cell.get("outputs", [])):
+            from nbformat import NotebookNode
+
+            cell.setdefault("outputs", []).append(NotebookNode(output_type="error", **self._short_error(content)))
+        return await super()._check_raise_for_error(cell, cell_index, exec_reply)
+
+
 class SlotKernelManager:
     """The few KernelManager methods nbclient calls on a kernel it did not start."""
 
@@ -262,6 +608,8 @@ class Slot:
         preload: modules the factory imports once for all kernels.
         shipped: files of the assignment copied into the working folder of every submission.
         sandboxed: use bubblewrap.
+        cgroup: bound memory and processes per submission with a control group where one can be made.
+        kernel_namespaces: give each kernel its own user, PID and IPC namespaces where the system allows it.
     """
 
     index: int
@@ -274,11 +622,14 @@ class Slot:
     kernel_pid: int | None = None
     kernel_end: KernelEnd | None = None
     ready_info: dict = field(default_factory=dict)
+    cgroup: bool = True
+    kernel_namespaces: bool = True
 
     def __post_init__(self):
         self.dir = self.root / f"s{self.index}"
-        self.work = self.dir / "work"
         self.ipc = self.dir / "ipc"
+        # Without a sandbox the working folder is a host folder of the slot (the kernel could do anything anyway).
+        self.work = Path(WORK) if self.sandboxed else self.dir / "work"
         self.as_root = os.geteuid() == 0
         # Unique per slot and per grading run: RLIMIT_NPROC counts per user id across the whole machine. Without
         # a sandbox, only if that user can reach the interpreter (not when Python lives under /root).
@@ -286,6 +637,10 @@ class Slot:
         self.kernel_uid = KERNEL_UID_BASE + (os.getpid() % 100_000) * 100 + self.index if drop else None
         self._lock = threading.Lock()
         self._kernels = 0
+        self._kernel_ipc: Path | None = None
+        self._group: SubmissionCgroup | None = None
+        self._oom_before = 0
+        self._restart = False
 
     # -- the factory ---------------------------------------------------------------------------------------
     def start(self, timeout: float = 300) -> None:
@@ -300,29 +655,46 @@ class Slot:
         that started it.
         """
         self.dir.mkdir(parents=True, exist_ok=True)
-        for folder in (self.work, self.ipc):
-            folder.mkdir(exist_ok=True)
+        os.chmod(self.dir, 0o755)
+        self.ipc.mkdir(exist_ok=True)
+        os.chmod(self.ipc, 0o755 if self.kernel_uid is not None else 0o700)
+        shipped = self.dir / "shipped"
+        if self.shipped and not shipped.exists():
+            for relative, source in self.shipped.items():
+                target = shipped / relative
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(source, target)
+            for dirpath, _, filenames in os.walk(shipped):
+                os.chmod(dirpath, 0o755)
+                for name in filenames:
+                    os.chmod(os.path.join(dirpath, name), 0o644)
+        if not self.sandboxed:
+            self.work.mkdir(exist_ok=True)
         uid = self.kernel_uid if self.kernel_uid is not None else os.getuid()
         _write_identity(self.dir, uid)
-        if self.kernel_uid is not None:
-            os.chmod(self.dir, 0o755)
-            for folder in (self.work, self.ipc):
-                os.chown(folder, self.kernel_uid, self.kernel_uid)
-                os.chmod(folder, 0o700)
+        if self.cgroup and self._group is None and self.limits and (self.limits.memory_bytes or self.limits.processes):
+            self._group = SubmissionCgroup.create(f"ag-{os.getpid()}-{self.root.name}-s{self.index}", self.limits)
         env = kernel_environment(self.inside(self.work))
         program = [sys.executable, "-c", ZYGOTE.read_text(encoding="utf-8")]
         if self.sandboxed:
-            command = [*bwrap_command(self.dir, self.inside(self.work), env, self.limits, self.as_root), *program]
+            command = [*bwrap_command(self.dir, WORK, env, self.limits, self.as_root), *program]
             popen_env = None
         else:
             command, popen_env = program, env
         self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                         stderr=open(self.dir / "factory.log", "ab"), env=popen_env,
-                                        cwd=self.work, text=True, bufsize=1)
+                                        cwd=self.dir if self.sandboxed else self.work, text=True, bufsize=1)
+        cgroup = {"memory": bool(self._group and self.limits.memory_bytes),
+                  "pids": bool(self._group and self.limits.processes)}
         config = {"preload": list(self.preload), "kernel_uid": self.kernel_uid, "limits": self.limits.as_dict(),
-                  "pid_namespace": self.sandboxed, "wipe": ["/tmp", "/dev/shm"] if self.sandboxed else []}
+                  "cgroup": cgroup, "pid_namespace": self.sandboxed, "isolate_kernels": self.sandboxed,
+                  "kernel_namespaces": self.kernel_namespaces,
+                  "wipe": [WORK, LOG, "/tmp", "/dev/shm"] if self.sandboxed else [],
+                  "shipped": SHIPPED if self.sandboxed else None,
+                  "kernel_log": f"{LOG}/kernel.log" if self.sandboxed else str(self.dir / "kernel.log")}
         self.process.stdin.write(json.dumps(config) + "\n")
         self.process.stdin.flush()
+        self._restart = False
 
     def wait_ready(self, timeout: float = 300) -> None:
         self.ready_info = self._request(None, timeout=timeout)
@@ -332,28 +704,66 @@ class Slot:
         if not self.ready_info.get("ready"):
             raise SandboxError(f"the kernel factory of slot {self.index} did not start: {self.ready_info}")
 
+    def weaknesses(self) -> list[str]:
+        """What this slot does not guarantee here (empty when everything described in the module holds)."""
+        found = []
+        if not self.sandboxed:
+            return [isolation_warning()]
+        if self._group is None:
+            found.append("no control group could be made (" + (SubmissionCgroup.unavailable or "disabled") +
+                         "): memory is bounded per process (RLIMIT_DATA), not for a submission as a whole, and "
+                         "processes per user id (RLIMIT_NPROC)")
+        if self.kernel_uid is None:
+            found.append("grading as an ordinary user: kernels run under the grader's own user id (mapped in a "
+                         "user namespace); they cannot reach the host's files, but only their own PID namespace "
+                         "keeps them from signalling the kernel factory")
+        if self.ready_info and not self.ready_info.get("namespaces"):
+            found.append("unprivileged user namespaces are not allowed inside the sandbox: kernels share the "
+                         "slot's PID and IPC namespaces (System V IPC is removed after each submission instead)"
+                         + ("; as an ordinary user a kernel can kill the kernel factory (the slot restarts)"
+                            if self.kernel_uid is None else ""))
+        if self.ready_info and not self.ready_info.get("seccomp"):
+            found.append("no seccomp filter for this processor architecture: kernels may call unshare, mount, "
+                         "ptrace, keyctl, bpf, io_uring (each still bounded by the namespaces)")
+        return found
+
     def inside(self, path: Path) -> str:
         """Where a path of the slot's folder appears to the processes in the sandbox."""
-        if not self.sandboxed:
+        if not self.sandboxed or str(path).startswith(SANDBOX_DIR + "/"):
             return str(path)
         return SANDBOX_DIR + "/" + path.relative_to(self.dir).as_posix()
+
+    def factory_alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
 
     def _request(self, message: dict | None, timeout: float = 60) -> dict:
         with self._lock:
             if self.process is None or self.process.poll() is not None:
                 raise SandboxError(f"the kernel factory of slot {self.index} is not running "
                                    f"(see {self.dir / 'factory.log'})")
-            if message is not None:   # None: only read (the factory's first line)
-                self.process.stdin.write(json.dumps(message) + "\n")
-                self.process.stdin.flush()
-            # One request, one reply line: nothing else can be waiting in the pipe's read buffer.
-            ready, _, _ = select.select([self.process.stdout], [], [], timeout)
-            line = self.process.stdout.readline() if ready else ""
+            try:
+                if message is not None:   # None: only read (the factory's first line)
+                    self.process.stdin.write(json.dumps(message) + "\n")
+                    self.process.stdin.flush()
+                # One request, one reply line: nothing else can be waiting in the pipe's read buffer.
+                ready, _, _ = select.select([self.process.stdout], [], [], timeout)
+                line = self.process.stdout.readline() if ready else ""
+            except (OSError, ValueError):
+                line = ""
             if not line:
-                log = (self.dir / "factory.log").read_text(errors="replace")[-2000:]
+                log = self._factory_log()
                 raise SandboxError(f"the kernel factory of slot {self.index} did not answer {(message or {}).get('op', 'ready')!r}:"
                                    f"\n{log}")
             return json.loads(line)
+
+    def _factory_log(self) -> str:
+        try:
+            with open(self.dir / "factory.log", "rb") as handle:
+                handle.seek(0, os.SEEK_END)
+                handle.seek(max(0, handle.tell() - 2000))
+                return handle.read().decode(errors="replace")
+        except OSError:
+            return ""
 
     def close(self) -> None:
         """Stop the factory (and with it every process in the sandbox) and remove the slot's folder."""
@@ -364,40 +774,74 @@ class Slot:
             except (SandboxError, OSError, ValueError, subprocess.TimeoutExpired):
                 self.process.kill()   # bubblewrap takes the whole sandbox with it
                 self.process.wait()
+        if self.process is not None:
+            for stream in (self.process.stdin, self.process.stdout):
+                try:
+                    stream.close()
+                except (OSError, ValueError):
+                    pass
         self.process = None
-        shutil.rmtree(self.dir, ignore_errors=True)
+        self.kernel_pid = None
+        if self._group is not None:
+            self._group.remove()
+            self._group = None
+        remove_tree(self.dir)
 
     # -- one kernel per submission --------------------------------------------------------------------------
     def _reset_work(self) -> None:
-        for entry in list(self.work.iterdir()) + list(self.ipc.iterdir()):
-            if entry.is_dir() and not entry.is_symlink():
-                shutil.rmtree(entry, ignore_errors=True)
-            else:
-                entry.unlink(missing_ok=True)
+        """Without a sandbox: empty the host working folder (without following links) and copy shipped files."""
+        if self.sandboxed:
+            return
+        empty_folder(self.work)
         for relative, source in self.shipped.items():
             target = self.work / relative
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(source, target)
-            if self.kernel_uid is not None:
-                os.chown(target, self.kernel_uid, self.kernel_uid)
+
+    def _clear_ipc(self) -> None:
+        """Remove every kernel's folder from the slot's ipc folder (never following a link planted there)."""
+        self._kernel_ipc = None
+        if self.ipc.is_dir() and not self.ipc.is_symlink():
+            empty_folder(self.ipc)
 
     async def start_kernel(self, startup_timeout: float = 120) -> tuple[SlotKernelClient, SlotKernelManager]:
         """Fork a fresh kernel in an emptied working folder; return a connected client."""
+        if self._restart or not self.factory_alive():   # the last submission took the factory down
+            self.close()
+            self.start()
         self._reset_work()
+        self._clear_ipc()
         self._kernels += 1
-        connection_file = self.ipc / f"kernel-{self._kernels}.json"
+        # A fresh folder under a name the last kernel could not guess: nothing in it was planted.
+        folder = self.ipc / f"k{self._kernels}-{os.urandom(8).hex()}"
+        folder.mkdir(mode=0o700)
+        self._kernel_ipc = folder
+        connection_file = folder / "kernel.json"
         ports = {"shell_port": 1, "iopub_port": 2, "stdin_port": 3, "hb_port": 4, "control_port": 5}
         key = os.urandom(32).hex().encode()
         # The kernel binds its sockets at the sandbox's view of the ipc folder; we connect to the same files.
-        write_connection_file(str(connection_file), transport="ipc", ip=self.inside(self.ipc / "k"), key=key,
+        write_connection_file(str(connection_file), transport="ipc", ip=self.inside(folder / "k"), key=key,
                               **ports)
-        info = {**ports, "transport": "ipc", "ip": str(self.ipc / "k"), "key": key,
+        info = {**ports, "transport": "ipc", "ip": str(folder / "k"), "key": key,
                 "signature_scheme": "hmac-sha256"}
         if self.kernel_uid is not None:
+            os.chown(folder, self.kernel_uid, self.kernel_uid)
             os.chown(connection_file, self.kernel_uid, self.kernel_uid)
         reply = self._request({"op": "spawn", "connection_file": self.inside(connection_file),
-                               "cwd": self.inside(self.work), "log": self.inside(self.dir / "kernel.log")})
+                               "cwd": self.inside(self.work)})
         self.kernel_pid, self.kernel_end = reply["pid"], None
+        if self._group is not None:
+            self._oom_before = self._group.oom_kills()
+            host = _host_pid(self.process.pid, self.kernel_pid) if self.sandboxed else self.kernel_pid
+            try:
+                if host is None:
+                    raise OSError("the kernel's process was not found")
+                self._group.add(host)
+            except OSError as error:
+                self._request({"op": "reap"})
+                self.kernel_pid = None
+                raise SandboxError(f"could not put the kernel in its control group: {error}") from None
+        self._request({"op": "go", "pid": self.kernel_pid})
         client = SlotKernelClient()
         client.load_connection_info(info)
         client.slot = self
@@ -411,8 +855,17 @@ class Slot:
         return client, SlotKernelManager(self)
 
     def kernel_log(self) -> str:
-        path = self.dir / "kernel.log"
-        return path.read_text(errors="replace")[-2000:] if path.exists() else ""
+        if not self.sandboxed:
+            path = self.dir / "kernel.log"
+            return path.read_text(errors="replace")[-2000:] if path.exists() else ""
+        try:
+            return self._request({"op": "log"}).get("log", "")[-2000:]
+        except SandboxError:
+            return ""
+
+    def _ended(self, status: dict) -> KernelEnd:
+        oom = self._group is not None and self._group.oom_kills() > self._oom_before
+        return KernelEnd(status.get("exit"), status.get("signal"), oom=oom and status.get("signal") == 9)
 
     def kernel_alive(self) -> bool:
         if self.kernel_pid is None:
@@ -423,24 +876,44 @@ class Slot:
             status = self._request({"op": "poll", "pid": self.kernel_pid})
         except SandboxError:   # the whole sandbox is gone (closed on Ctrl-C, or killed): so is the kernel
             self.kernel_end = KernelEnd(signal=9)
+            self._restart = True
             return False
         if status.get("alive"):
             return True
-        self.kernel_end = KernelEnd(status.get("exit"), status.get("signal"))
+        self.kernel_end = self._ended(status)
         return False
 
     def signal_kernel(self, signum: int) -> None:
         if self.kernel_pid is not None:
-            self._request({"op": "signal", "pid": self.kernel_pid, "signal": signum})
+            try:
+                self._request({"op": "signal", "pid": self.kernel_pid, "signal": signum})
+            except SandboxError:   # the factory is gone, and the kernel with it
+                self.kernel_end = self.kernel_end or KernelEnd(signal=9)
+                self._restart = True
 
     def finish_kernel(self) -> KernelEnd | None:
-        """Kill the kernel and everything it started; empty the working folder. Returns how it had ended."""
+        """Kill the kernel and everything it started; empty the working folder. Returns how it had ended.
+
+        If the submission took the kernel factory down, the kernel is reported as killed and the slot starts a
+        new factory for the next submission."""
         if self.kernel_pid is not None and self.kernel_end is None:
             self.kernel_alive()
         end = self.kernel_end
-        self._request({"op": "reap"})
+        try:
+            if self.factory_alive():
+                self._request({"op": "reap"})
+            elif self.process is not None:
+                self._restart = True
+        except SandboxError:
+            self._restart = True
+        if self._group is not None and not self._group.empty():
+            self._restart = True   # processes that would not die: start the next submission in a new sandbox
         self.kernel_pid = None
-        self._reset_work()
+        if self._restart:
+            self.close()   # the next start_kernel starts a fresh factory
+        else:
+            self._clear_ipc()
+            self._reset_work()
         return end
 
 
@@ -486,13 +959,17 @@ class SlotPool:
     def release(self, slot: Slot) -> None:
         self._free.put(slot)
 
+    def weaknesses(self) -> list[str]:
+        """What the sandboxes do not guarantee on this system (known once the first slot is ready)."""
+        return self.slots[0].weaknesses() if self.slots else []
+
     def close(self) -> None:
         threads = [threading.Thread(target=slot.close) for slot in self.slots]
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join()
-        shutil.rmtree(self.root, ignore_errors=True)
+        remove_tree(self.root)
 
     def __enter__(self) -> "SlotPool":
         return self

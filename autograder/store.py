@@ -23,13 +23,14 @@ import csv
 import hashlib
 import json
 import os
+import re
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from autograder.nbgrader_api import grading_dir
 
-PIPELINE_VERSION = "1"   # bump when a change to the pipeline can change scores: every submission is regraded
+PIPELINE_VERSION = "2"   # bump when a change to the pipeline can change scores: every submission is regraded
 
 
 @dataclass
@@ -43,6 +44,7 @@ class TestResult:
     message: str = ""          # first line of the error, "" when passed
     hidden: bool = False       # the failing line is inside the hidden tests
     hint: str = ""             # the test cell's first comment line (what it checks)
+    explanation: str = ""      # what a course assertion helper said, in the trusted runner (safe to show)
 
 
 @dataclass
@@ -51,6 +53,7 @@ class NotebookResult:
     tests: list[TestResult] = field(default_factory=list)
     repairs: list[str] = field(default_factory=list)
     tampering: list[str] = field(default_factory=list)
+    tampering_neutralised: bool = True   # False: only flagged (the trusted runner made the statements harmless)
     stderr_set_aside: list[str] = field(default_factory=list)   # test cells whose stderr output was set aside
     problem: str = ""          # the kernel died or stopped responding; the notebook could not be read...
     seconds: float = 0.0
@@ -85,7 +88,8 @@ class Result:
         found = []
         for n in self.notebooks:
             found += [f"repaired: {r}" for r in n.repairs]
-            found += [f"tampering neutralised: {t}" for t in n.tampering]
+            found += [f"tampering {'neutralised' if n.tampering_neutralised else 'flagged'}: {t}"
+                      for t in n.tampering]
             found += [f"problem: {n.problem}"] if n.problem and self.status == "graded" else []
             found += [f"timed out: {t.grade_id}" for t in n.tests if t.outcome == "timeout"]
         return found
@@ -144,6 +148,84 @@ def file_digest(*paths: Path, extra: str = "") -> str:
     return digest.hexdigest()
 
 
+# -- text from students, safe for spreadsheets and terminals ---------------------------------------------------
+# A cell starting with one of these is a formula in Excel, LibreOffice and Google Sheets (CSV injection):
+# ``=HYPERLINK(...)``, ``@SUM(...)``, ``+cmd|...``; a leading tab or line break hides one.
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n")
+_PLAIN_NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
+
+
+def _formula_like(text: str) -> bool:
+    """Text that a spreadsheet would run, once the quotes :func:`spreadsheet_safe` adds are taken off."""
+    text = text.lstrip("'")
+    return text.startswith(FORMULA_START) and not _PLAIN_NUMBER.fullmatch(text)
+
+
+def spreadsheet_safe(value):
+    r"""A CSV cell that no spreadsheet runs as a formula: text starting with ``=``, ``+``, ``-``, ``@``, a tab or
+    a line break gets a leading ``'`` (the OWASP rule; so does text made of quotes and then one of those, so that
+    :func:`spreadsheet_value` gives back exactly what was written); numbers, and text that is a plain number
+    (``-1.5``), stay as they are.
+
+    Example:
+        >>> spreadsheet_safe("=1+1"), spreadsheet_safe("-2.5"), spreadsheet_safe(3)
+        ("'=1+1", '-2.5', 3)
+    """
+    if value is None or isinstance(value, (int, float)):
+        return value
+    text = str(value)
+    return "'" + text if _formula_like(text) else text
+
+
+def spreadsheet_value(cell: str) -> str:
+    """The text :func:`spreadsheet_safe` was given (reading back a CSV the pipeline wrote)."""
+    return cell[1:] if cell.startswith("'") and _formula_like(cell) else cell
+
+
+class SafeCsvWriter:
+    """``csv.writer`` whose every cell goes through :func:`spreadsheet_safe`: every CSV the pipeline writes from
+    student-controlled text (names, file names, messages) uses it."""
+
+    def __init__(self, handle, **options):
+        self._writer = csv.writer(handle, **options)
+
+    def writerow(self, row) -> None:
+        self._writer.writerow([spreadsheet_safe(cell) for cell in row])
+
+    def writerows(self, rows) -> None:
+        for row in rows:
+            self.writerow(row)
+
+
+class SafeCsvDictWriter(csv.DictWriter):
+    """``csv.DictWriter`` with :func:`spreadsheet_safe` cells (the header included)."""
+
+    def __init__(self, handle, fieldnames, **options):
+        super().__init__(handle, fieldnames, **options)
+        self.writer = SafeCsvWriter(handle)
+
+    def writerow(self, rowdict):
+        return self.writer.writerow(self._dict_to_list(rowdict))
+
+    def writerows(self, rowdicts):
+        for row in rowdicts:
+            self.writerow(row)
+
+
+def printable(text: str) -> str:
+    r"""``text`` with every character that is not printable (control characters and so terminal escape
+    sequences, bidirectional overrides, line separators, undecodable bytes) written as a Python escape, so that a
+    file name can be printed to a terminal or written to a report as it is.
+
+    Example:
+        >>> print(printable("ok\x1b[2Jname\u202e"))
+        ok\x1b[2Jname\u202e
+    """
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 # -- the roster collected from LMS file names ------------------------------------------------------------------
 ROSTER_FIELDS = ["student_id", "first_name", "last_name", "email", "lms", "lms_user_id"]
 
@@ -153,21 +235,23 @@ def load_roster() -> dict[str, dict[str, str]]:
     if not path.is_file():
         return {}
     with path.open(newline="", encoding="utf-8") as handle:
-        return {row["student_id"]: row for row in csv.DictReader(handle)}
+        rows = [{k: spreadsheet_value(v or "") for k, v in row.items() if k} for row in csv.DictReader(handle)]
+    return {row["student_id"]: row for row in rows if row.get("student_id")}
 
 
 def update_roster(entries: dict[str, dict[str, str]]) -> None:
-    """Add or complete students (known fields are kept unless the new value is non-empty)."""
+    """Add or complete students (known fields are kept unless the new value is non-empty). Names and e-mails come
+    from LMS file names and Gradescope's metadata: they are written escaped and spreadsheet-safe."""
     roster = load_roster()
     for student_id, info in entries.items():
         row = roster.setdefault(student_id, {"student_id": student_id})
         for key in ROSTER_FIELDS[1:]:
             if info.get(key):
-                row[key] = info[key]
+                row[key] = printable(str(info[key]))
     path = grading_dir() / "students.csv"
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, ROSTER_FIELDS)
+        writer = SafeCsvDictWriter(handle, ROSTER_FIELDS)
         writer.writeheader()
         for student_id in sorted(roster):
             writer.writerow({k: roster[student_id].get(k, "") for k in ROSTER_FIELDS})

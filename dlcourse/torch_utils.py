@@ -287,7 +287,7 @@ def fit(model: nn.Module, train_loader, optimizer: torch.optim.Optimizer, *, epo
     """Train ``model`` for ``epochs`` epochs and evaluate it on ``val_loader`` after each.
 
     Args:
-        model: the network; it is moved to ``device``.
+        model: the network; it is moved to ``device``, and the optimizer's state with it.
         train_loader: iterable of ``(inputs, labels)`` batches.
         optimizer: an optimizer over ``model.parameters()``.
         epochs: number of passes over ``train_loader``.
@@ -307,6 +307,7 @@ def fit(model: nn.Module, train_loader, optimizer: torch.optim.Optimizer, *, epo
     loss_fn = loss_fn or nn.functional.cross_entropy
     history = history if history is not None else History()
     model.to(device)
+    _optimizer_state_to_parameters(optimizer)   # e.g. state loaded while the model was still on the CPU
     for _ in range(epochs):
         start = time.perf_counter()
         model.train()
@@ -389,18 +390,42 @@ def load_checkpoint(path: str | os.PathLike, model: nn.Module, optimizer: torch.
                     device: torch.device | str | None = None) -> dict:
     """Restore a model (and optimizer) saved by :func:`save_checkpoint`; return the extra values.
 
+    The model is moved to ``device`` first, and the optimizer's state is put on the device of its parameters, so
+    model and optimizer end up on one device whether the model was moved before or after this call (a model
+    moved to the GPU after ``optimizer.load_state_dict`` would leave the optimizer's state on the CPU).
+
     Args:
-        device: where to load the tensors (default :func:`get_device`): a checkpoint saved on a GPU loads on
-            a CPU-only machine too.
+        device: where to load the tensors and put the model (default :func:`get_device`): a checkpoint saved on
+            a GPU loads on a CPU-only machine too.
     """
     device = torch.device(device) if device is not None else get_device()
     state = torch.load(Path(path), map_location=device, weights_only=True)
+    model.to(device)
     model.load_state_dict(state["model"])
     if optimizer is not None:
         if "optimizer" not in state:
             raise KeyError(f"{path} holds no optimizer state")
         optimizer.load_state_dict(state["optimizer"])
+        _optimizer_state_to_parameters(optimizer)
     return state["extra"]
+
+
+def _optimizer_state_to_parameters(optimizer: torch.optim.Optimizer) -> None:
+    """Move each tensor of the optimizer's state to the device of its parameter.
+
+    The ``step`` counters stay where PyTorch keeps them (on the CPU), except for capturable or fused optimizers,
+    whose counters live with the parameters.
+    """
+    for group in optimizer.param_groups:
+        counters_move = bool(group.get("capturable") or group.get("fused"))
+        for parameter in group["params"]:
+            state = optimizer.state.get(parameter)
+            if not state:
+                continue
+            for key, value in state.items():
+                if isinstance(value, torch.Tensor) and value.device != parameter.device and \
+                        (key != "step" or counters_move):
+                    state[key] = value.to(parameter.device)
 
 
 # ---------------------------------------------------------------------------------------------------------------

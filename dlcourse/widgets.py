@@ -227,7 +227,12 @@ class InteractiveFigure:
             # The website shows only the static view: no live widget is made, so no widget state (a second copy
             # of the figure) is saved into the executed notebook and embedded in the page.
             return {"text/plain": text, "text/html": self.static_html()}
-        bundle = dict(self.widget()._repr_mimebundle_(include=include, exclude=exclude) or {})
+        widget = self.widget()
+        if hasattr(widget, "_repr_mimebundle_"):     # ipywidgets 8
+            bundle = dict(widget._repr_mimebundle_(include=include, exclude=exclude) or {})
+        else:                                        # ipywidgets 7 (Colab's) displays through _ipython_display_
+            bundle = {"application/vnd.jupyter.widget-view+json": {
+                "version_major": 2, "version_minor": 0, "model_id": widget.model_id}}
         bundle["text/plain"] = text
         return bundle
 

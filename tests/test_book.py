@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from test_hygiene import toc_files
@@ -28,3 +30,11 @@ def test_chapters_were_executed_with_static_widgets(built_book):
     """Did the build execute the chapters (figures present) and embed the kernel-free widget views?"""
     page = (built_book / "book" / "02-loss-functions.html").read_text(encoding="utf-8")
     assert "<img" in page and 'class="dlcw"' in page
+
+
+def test_glued_numbers_are_filled_in(built_book):
+    """Did every glue role become its number on the website (chapter 1's validation accuracy, for one)?"""
+    for page in sorted((built_book / "book").glob("[0-9]*.html")):
+        assert "{glue" not in page.read_text(encoding="utf-8"), f"{page.name} shows an unresolved glue role"
+    chapter_1 = re.sub(r"<[^>]+>", "", (built_book / "book" / "01-ml-recipe.html").read_text(encoding="utf-8"))
+    assert re.search(r"\d+\.\d%\s+of the validation images right", chapter_1), "chapter 1's glued accuracy is missing"

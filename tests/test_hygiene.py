@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from autograder.notebooks import is_answer, is_test, nbgrader_meta
-from autograder.release import sync_setup_cells
+from autograder.release import needs_gpu, sync_setup_cells
 from dlcourse.course import SETUP_TAG
 from conftest import ROOT
 
@@ -39,13 +39,30 @@ def test_notebook_is_committed_clean(path):
     assert nb.metadata.get("kernelspec", {}).get("name") == "python3", "a kernelspec is required (autograde)"
 
 
+# The notebooks that train networks on a GPU: the PyTorch chapters and assignments (and nothing else).
+GPU_NOTEBOOKS = {"book/07-pytorch.ipynb", "book/08-cnn.ipynb", "book/09-practical-tricks.ipynb",
+                 "solutions/05-pytorch/pytorch.ipynb", "solutions/06-cnn/cnn.ipynb",
+                 "exercises/05-pytorch/pytorch.ipynb", "exercises/06-cnn/cnn.ipynb"}
+NUMPY_NOTEBOOKS = {"book/01-ml-recipe.ipynb", "book/02-loss-functions.ipynb", "book/03-gradients.ipynb",
+                   "book/04-gradient-descent.ipynb", "book/05-backpropagation.ipynb", "book/06-numpy-net.ipynb",
+                   *(f"{kind}/{name}" for kind in ("solutions", "exercises")
+                     for name in ("01-losses/losses.ipynb", "02-gradient-descent/gradient_descent.ipynb",
+                                  "03-backprop/backprop.ipynb", "04-numpy-net/numpy_net.ipynb"))}
+
+
 @pytest.mark.parametrize("path", CHAPTERS + SOURCES + STUDENT)
-def test_first_code_cell_is_the_setup_cell_and_colab_asks_for_a_gpu(path):
-    """Does the notebook start with the Colab setup cell, and ask Colab for a GPU runtime?"""
+def test_first_code_cell_is_the_setup_cell_and_only_torch_notebooks_ask_for_a_gpu(path):
+    """Does the notebook start with the Colab setup cell, and ask Colab for a GPU runtime exactly when it trains
+    with PyTorch? (A NumPy notebook on a GPU runtime spends the student's free GPU quota.)"""
     nb = read(path)
     first_code = next(c for c in nb.cells if c.cell_type == "code")
     assert SETUP_TAG in first_code.metadata.get("tags", []), "the first code cell must be the setup cell"
-    assert nb.metadata.get("accelerator") == "GPU" and nb.metadata.get("colab", {}).get("gpuType")
+    asks = nb.metadata.get("accelerator") == "GPU" or "gpuType" in nb.metadata.get("colab", {})
+    assert asks == needs_gpu(nb), "run `python -m autograder sync` (accelerator metadata)"
+    if path in GPU_NOTEBOOKS:
+        assert nb.metadata["accelerator"] == "GPU" and nb.metadata["colab"]["gpuType"]
+    elif path in NUMPY_NOTEBOOKS:
+        assert not asks, "a NumPy notebook must not ask Colab for a GPU"
 
 
 def test_setup_cells_match_the_repository_settings():

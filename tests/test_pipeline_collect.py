@@ -57,7 +57,7 @@ def inputs(tmp_path):
         "smithbob_late_22222_900002_losses.ipynb": notebook("canvas smithbob old"),
         "smithbob_late_22222_900003_losses-1.ipynb": notebook("canvas smithbob new"),
         "leeann_33333_900004_notes.pdf": b"%PDF-1.4",
-        "leeann_33333_900005_work.zip": zip_of({"losses.ipynb": notebook("canvas leeann inside a zip")}),
+        "leeann_33333_900005_work.zip": zip_of({"leeann/losses.ipynb": notebook("canvas leeann inside a zip")}),
         "__MACOSX/._doejane_12345_900001_losses.ipynb": b"\0\0",
     }, times={"smithbob_late_22222_900003_losses-1.ipynb": (2026, 3, 2, 9, 0, 0)}))
     expected |= {
@@ -65,7 +65,7 @@ def inputs(tmp_path):
         f"{canvas}!smithbob_late_22222_900002_losses.ipynb": ("superseded", "smithbob-22222"),
         f"{canvas}!smithbob_late_22222_900003_losses-1.ipynb": ("accepted", "smithbob-22222"),
         f"{canvas}!leeann_33333_900004_notes.pdf": ("rejected", ""),
-        f"{canvas}!leeann_33333_900005_work.zip!losses.ipynb": ("accepted", "leeann-33333"),
+        f"{canvas}!leeann_33333_900005_work.zip!leeann/losses.ipynb": ("accepted", "leeann-33333"),
         f"{canvas}!__MACOSX/._doejane_12345_900001_losses.ipynb": ("rejected", ""),
     }
     moodle = tmp_path / "moodle.zip"
@@ -114,6 +114,7 @@ def test_every_input_file_is_accounted_for(inputs, tmp_path, monkeypatch):
     report = collect(ASSIGNMENT, paths)
     seen = {f.source: (f.outcome, f.student_id if f.outcome != "rejected" else "") for f in report.files}
     assert seen == expected
+    assert not report.flagged, [(f.source, f.flag) for f in report.flagged]   # honest downloads raise no flag
     for file in report.files:
         assert file.outcome in ("accepted", "superseded", "rejected") and (file.outcome == "accepted" or file.reason)
         if file.outcome != "accepted":
@@ -170,3 +171,24 @@ def test_custom_pattern_and_command_line(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "1 accepted" in result.stdout
     assert (grading / "submitted" / "s123456" / ASSIGNMENT / "losses.ipynb").is_file()
+    result = run_autograder("collect", ASSIGNMENT, str(tmp_path / "in"), "--max-file-mb=0.0001", env=env)
+    assert result.returncode == 0 and "1 rejected" in result.stdout and "per file" in result.stdout, result.stdout
+
+
+def test_the_outermost_folder_is_the_student(tmp_path, monkeypatch):
+    """Is the top-level folder of a folder input the student, whatever folders it holds, and is an instructor who
+    gave a folder of sections told how to give them?"""
+    monkeypatch.setenv("DLCOURSE_GRADING_DIR", str(tmp_path / "grading"))
+    touch(tmp_path / "all" / "section1" / "carol" / "losses.ipynb", notebook("carol"), 10)
+    touch(tmp_path / "all" / "section1" / "dave" / "losses.ipynb", notebook("dave"), 5)
+    report = collect(ASSIGNMENT, [tmp_path / "all"])
+    assert [(f.student_id, f.outcome) for f in report.files] == [("section1", "superseded"), ("section1", "accepted")]
+    assert "give that folder as input" in report.files[0].reason
+    report = collect(ASSIGNMENT, [tmp_path / "all" / "section1"])
+    assert [(f.student_id, f.outcome) for f in report.files] == [("carol", "accepted"), ("dave", "accepted")]
+    zipped = tmp_path / "all.zip"   # the same in a zip: its top-level folder is the student
+    zipped.write_bytes(zip_of({"section1/carol/losses.ipynb": notebook("carol"),
+                               "section1/dave/losses.ipynb": notebook("dave")}))
+    report = collect(ASSIGNMENT, [zipped])
+    assert [f.outcome for f in report.files] == ["superseded", "accepted"]
+    assert "give that folder as input" in report.files[0].reason

@@ -87,7 +87,7 @@ def test_stderr_is_set_aside_but_failures_still_count(batch):
     record = json.loads((batch["dir"] / "results" / ASSIGNMENT / "stderr.json").read_text())
     assert set(record["notebooks"][0]["stderr_set_aside"]) >= {"test_mse_loss", "test_error_rate"}
     graded = nbformat.read(batch["dir"] / "autograded" / "stderr" / ASSIGNMENT / NOTEBOOK, as_version=4)
-    aside = [c.metadata["autograder"]["stderr"] for c in graded.cells if "autograder" in c.metadata]
+    aside = [c.metadata["autograder"]["stderr"] for c in graded.cells if "stderr" in c.metadata.get("autograder", {})]
     assert any("UserWarning" in text for text in aside) and any("counting" in text for text in aside)
     # The failing softmax of `partial` warned on stderr too: its error output still scores 0.
     assert float(batch["rows"]["partial"]["test_softmax"]) == 0
@@ -136,9 +136,11 @@ def test_feedback_never_shows_hidden_tests(batch):
     hidden = (batch["dir"] / "feedback" / "hidden-failure" / ASSIGNMENT / "losses.html").read_text()
     assert "A <b>hidden test</b> of <code>test_softmax</code> failed" in hidden
     assert "finite for huge logits" in hidden            # the hint: the test cell's first comment line
-    assert "logits as large as 1e4" not in hidden        # the hidden assertion's own message
+    # What the course's assertion helper said in the trusted runner (issue 12's hidden-failure messages).
+    assert "What the check said:" in hidden and "softmax of logits as large as 1e4 contains nan" in hidden
     leaky = (batch["dir"] / "feedback" / "leaky" / ASSIGNMENT / "losses.html").read_text()
-    assert "[hidden test]" in leaky, "the message quoting the test cell must have its hidden lines removed"
+    # The test cells ran outside the kernel: the submission's message (from IPython's history) is never shown.
+    assert "mse_grad raised AssertionError" in leaky and "What the check said" not in leaky
     visible = (batch["dir"] / "feedback" / "partial" / ASSIGNMENT / "losses.html").read_text()
     assert "mae_loss of the worked example is wrong" in visible   # a visible failure shows its message
 
@@ -186,7 +188,7 @@ def test_report_item_analysis(batch):
         assert int(items[test]["passed"]) == passed and int(items[test]["graded"]) == len(graded)
         assert f"`{test}`" in report
     assert items["test_mae_loss"]["most_common_failure"]   # the blank notebook's NotImplementedError, at least
-    for expected in ("## Repaired", "duplicated: grade_id", "## Tampering neutralised", "tamper: cell",
+    for expected in ("## Repaired", "duplicated: grade_id", "## Tampering (neutralised or flagged)", "tamper: cell",
                      "## Kernel problems", "os-exit: kernel died", "empty (rejected)", "invalid-json (rejected)",
                      "## Grading time"):
         assert expected in report, expected

@@ -244,7 +244,7 @@ def all_cases(paths: dict[str, Path]) -> list[Case]:
              _snooping(paths), FULL - 1, {"test_mae_loss"}, isolated=True),
         Case("tamper", "wrong mse_loss hidden behind patched comparison helpers and redefined assertions",
              lambda p: _notebook(correct({"mse_loss": TAMPER})), FULL - 2, {"test_mse_loss"},
-             flags=("tampering neutralised",)),
+             flags=("tampering flagged",)),
         Case("leaky", "mse_grad raises with the running test cell's source, hidden tests included",
              lambda p: _notebook(correct({"mse_grad": LEAKY})), FULL - 2, {"test_mse_grad"}),
     ]

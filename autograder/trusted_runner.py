@@ -1,0 +1,508 @@
+"""The trusted test runner: runs an assignment's test cells outside the student's process.
+
+Started by the grader (:mod:`autograder.verdict`) as a separate Python process, one per graded notebook; it runs
+instructor code only: the released notebook's given cells, then each test cell (hidden tests included) in one
+namespace, the way nbgrader runs them in a kernel. Every name that the released notebook's answer cells define
+is a :class:`Proxy` in that namespace: calling it sends the call, through the grader, to the student's kernel,
+which answers with data only (JSON and NumPy arrays read with ``allow_pickle=False``: nothing executes when it is
+read). Objects that are not data stay in the kernel behind :class:`Handle` objects. Arrays, lists, dicts and
+NumPy generators passed as arguments are updated with the changes the student's code made to them there.
+
+So the test's assertions, its reference computations and the course's helpers run here, with clean NumPy, on
+values the student's code produced; no code in the submission runs in this process.
+
+Protocol (JSON lines; this process's stdout is reserved for it, fd 1 is redirected to stderr):
+grader -> runner: ``{"op": "names", "names": [...]}``, ``{"op": "given", "source": ...}``,
+``{"op": "test", "source", "grade_id", "count"}``, and the replies to calls; runner -> grader:
+``{"op": "call", "request": base64 pickle}`` (answered by ``{"ok": true, "answer": ...}`` or
+``{"ok": false, "why": "timeout" | "died" | "failed", "detail": ...}``), ``{"op": "done", ...}`` per cell.
+"""
+
+from __future__ import annotations
+
+import ast
+import base64
+import builtins
+import io
+import json
+import linecache
+import os
+import pickle
+import sys
+import traceback
+
+HELPER_FILES = (os.sep + os.path.join("dlcourse", "testing.py"), os.sep + os.path.join("dlcourse", "gradcheck.py"))
+# Course helpers that can only do their work inside the student's process (best-effort there, and flagged):
+# a check is called in the kernel on the student's objects; a context is entered in the kernel around every call
+# made inside the test's ``with`` block.
+KERNEL_GUARDS = {"assert_torch_free": "check", "without_shortcuts": "context", "single_blas_thread": "context"}
+ACTIVE_GUARDS: list[str] = []
+MAX_MESSAGE = 400
+MAX_ANSWER = 96 * 2**20
+
+
+class CellTimeoutError(Exception):
+    """The student's code did not return within the cell's time limit."""
+
+
+class KernelDiedError(Exception):
+    """The student's kernel died while running a call."""
+
+
+class SubmissionError(Exception):
+    """The student's code raised an exception of its own class (its message is never read)."""
+
+
+class GuardError(AssertionError):
+    """A course check that runs in the student's kernel (``assert_torch_free``) failed there."""
+
+
+class _Channel:
+    def __init__(self, connection=None):
+        if connection is None:   # a process of its own: the protocol on stdin and stdout
+            self.input = sys.stdin.buffer
+            self.output = os.fdopen(os.dup(1), "wb")
+        else:                    # forked by the server: the protocol on the grader's connection
+            self.input, self.output = connection.makefile("rb"), connection.makefile("wb")
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 1)      # native libraries writing to fd 1 must not corrupt the protocol
+        os.close(devnull)
+
+    def send(self, message: dict) -> None:
+        self.output.write(json.dumps(message).encode() + b"\n")
+        self.output.flush()
+
+    def receive(self) -> dict:
+        line = self.input.readline()
+        if not line:
+            raise SystemExit(0)
+        return json.loads(line)
+
+
+CHANNEL: _Channel | None = None
+
+
+class _Pickler(pickle.Pickler):
+    def persistent_id(self, obj):
+        if isinstance(obj, Handle):
+            return ("h", object.__getattribute__(obj, "_key"))
+        if isinstance(obj, Proxy):
+            return ("n", object.__getattribute__(obj, "_name"))
+        return None
+
+
+def _walk(obj, found: list, seen: set) -> None:
+    """The mutable objects among the arguments, in the order the kernel's agent walks them."""
+    import numpy
+
+    if id(obj) in seen:
+        return
+    mutable = isinstance(obj, (numpy.ndarray, list, dict, numpy.random.Generator))
+    if isinstance(obj, (list, tuple, dict)) or mutable:
+        seen.add(id(obj))
+    if mutable:
+        found.append(obj)
+    if isinstance(obj, (list, tuple)):
+        for item in obj:
+            _walk(item, found, seen)
+    elif isinstance(obj, dict):
+        for item in obj.values():
+            _walk(item, found, seen)
+
+
+def _decode(text: str, received: list):
+    """Read an answer of the kernel's agent: JSON and an npz of arrays, nothing executed."""
+    import numpy
+
+    head, _, blob = text.partition(":")
+    tree = json.loads(base64.b64decode(head, validate=True))
+    arrays = {}
+    if blob:
+        with numpy.load(io.BytesIO(base64.b64decode(blob, validate=True)), allow_pickle=False) as data:
+            arrays = {name: data[name] for name in data.files}
+
+    def build(node):
+        if isinstance(node, list):
+            return [build(x) for x in node]
+        if not isinstance(node, dict):
+            return node
+        if "__nd__" in node:
+            return arrays[f"a{int(node['__nd__'])}"]
+        if "__np__" in node:
+            return arrays[f"a{int(node['__np__'])}"][()]
+        if "__torch__" in node:
+            import torch
+
+            tensor = torch.from_numpy(arrays[f"a{int(node['__torch__'])}"])
+            return tensor.requires_grad_(True) if node.get("requires_grad") and tensor.is_floating_point() else tensor
+        if "__tuple__" in node:
+            return tuple(build(x) for x in node["__tuple__"])
+        if "__dict__" in node:
+            return {_hashable(build(k)): build(v) for k, v in node["__dict__"]}
+        if "__float__" in node:
+            return float(str(node["__float__"]))
+        if "__int__" in node:
+            return int(str(node["__int__"]))
+        if "__ref__" in node:
+            return received[int(node["__ref__"])]
+        if "__handle__" in node:
+            return Handle(int(node["__handle__"]), str(node.get("type", ""))[:80])
+        raise ValueError("unknown node in the kernel's answer")
+
+    return tree, build
+
+
+def _hashable(key):
+    import numpy
+
+    if isinstance(key, numpy.ndarray):
+        return key[()] if key.ndim == 0 else tuple(key.tolist())
+    if isinstance(key, list):
+        return tuple(key)
+    return key
+
+
+def _apply(obj, new) -> None:
+    """Make a trusted argument look like the student's code left its copy."""
+    import numpy
+
+    if isinstance(obj, numpy.ndarray):
+        if isinstance(new, numpy.ndarray) and new.shape == obj.shape:
+            obj[...] = new
+        elif isinstance(new, numpy.ndarray) and obj.flags.owndata and obj.base is None:
+            try:
+                obj.resize(new.shape, refcheck=False)
+                obj[...] = new
+            except (ValueError, TypeError):
+                pass
+    elif isinstance(obj, list) and isinstance(new, list):
+        obj[:] = new
+    elif isinstance(obj, dict) and isinstance(new, dict):
+        obj.clear()
+        obj.update(new)
+    elif isinstance(obj, numpy.random.Generator) and isinstance(new, dict):
+        obj.bit_generator.state = new
+
+
+def _errstate() -> dict | None:
+    """NumPy's floating-point error handling of the test when it is not NumPy's default (an ``np.errstate``
+    block): the kernel applies it around the call."""
+    numpy = sys.modules.get("numpy")
+    if numpy is None:
+        return None
+    state = numpy.geterr()
+    return state if state != {"divide": "warn", "over": "warn", "under": "ignore", "invalid": "warn"} else None
+
+
+def _request(op: str, target: tuple, args=(), kwargs=None, guard: bool = False, **extra):
+    if CHANNEL is None:
+        raise RuntimeError("no channel to the student's kernel")
+    kwargs = dict(kwargs or {})
+    extra.update(guards=list(ACTIVE_GUARDS), errstate=_errstate())
+    received: list = []
+    _walk([*args, *kwargs.values()], received, set())
+    buffer = io.BytesIO()
+    try:
+        _Pickler(buffer, protocol=4).dump({"op": op, "target": target, "args": tuple(args), "kwargs": kwargs,
+                                           **extra})
+    except (pickle.PicklingError, TypeError, AttributeError) as error:
+        raise TypeError(f"this test cannot pass {error} to the submission's kernel") from None
+    CHANNEL.send({"op": "call", "request": base64.b64encode(buffer.getvalue()).decode()})
+    reply = CHANNEL.receive()
+    if not reply.get("ok"):
+        why = reply.get("why")
+        if why == "timeout":
+            raise CellTimeoutError(reply.get("detail", "the submission's code ran longer than the time limit"))
+        if why == "died":
+            raise KernelDiedError(reply.get("detail", "the kernel died"))
+        raise SubmissionError(f"the submission's kernel did not answer ({str(reply.get('detail', ''))[:200]})")
+    answer = reply["answer"]
+    if not isinstance(answer, str) or len(answer) > MAX_ANSWER:
+        raise SubmissionError("the submission's kernel gave an answer that is not data")
+    try:
+        tree, build = _decode(answer, received)
+        if not isinstance(tree, dict):
+            raise ValueError("not a dict")
+        for index, new in tree.get("sync", []):
+            _apply(received[int(index)], build(new))
+        status = tree.get("status")
+        if status == "raised":
+            error = tree.get("error", {})
+            name = "".join(c for c in str(error.get("name", "")) if c.isalnum() or c == "_")[:60] or "Exception"
+            base = getattr(builtins, str(error.get("builtin", "")), None)
+            what = _label(target, op, extra)
+            if guard and error.get("builtin") == "AssertionError":
+                why = ("PyTorch is used, which this assignment does not allow" if target[1] == "assert_torch_free"
+                       else "see the task")
+                exception = GuardError(f"the check {target[1]} failed in your kernel: {why}")
+                exception._ag_guard = True
+                raise exception
+            text = f"{what} raised {name} (the submission's own error message is not shown)"
+            if isinstance(base, type) and issubclass(base, Exception) and base not in (Exception, AssertionError):
+                try:
+                    exception = base(text)
+                except Exception:
+                    exception = SubmissionError(text)
+            else:
+                exception = SubmissionError(text)
+            exception._ag_from_submission = True
+            raise exception
+        if status != "ok":
+            raise ValueError("unknown status")
+        return build(tree.get("value"))
+    except Exception as error:   # noqa: BLE001 - anything the kernel sends that is not a well-formed answer
+        if getattr(error, "_ag_from_submission", False) or getattr(error, "_ag_guard", False):
+            raise
+        raise SubmissionError(f"the submission's kernel gave an answer that could not be read: "
+                              f"{type(error).__name__}") from None
+
+
+def _label(target: tuple, op: str, extra: dict) -> str:
+    kind, key = target
+    name = key if kind == "n" else "an object of the submission"
+    if op == "getattr":
+        return f"reading {extra.get('name')!r} of {name}"
+    return f"your {name}" if kind == "n" else name
+
+
+class _GuardContext:
+    def __init__(self, name: str):
+        self.name = name
+
+    def __enter__(self):
+        ACTIVE_GUARDS.append(self.name)
+        return self
+
+    def __exit__(self, *exc):
+        ACTIVE_GUARDS.reverse()
+        ACTIVE_GUARDS.remove(self.name)
+        ACTIVE_GUARDS.reverse()
+        return False
+
+
+def _install_guards(namespace: dict) -> None:
+    """Replace the course's kernel-side helpers in the runner's namespace by their kernel-side shims."""
+    for name, kind in KERNEL_GUARDS.items():
+        helper = namespace.get(name)
+        if helper is None or not str(getattr(helper, "__module__", "")).startswith("dlcourse"):
+            continue
+        if kind == "check":
+            def check(*args, _name=name, **kwargs):
+                _request("call", ("n", _name), args, kwargs, guard=True)
+            namespace[name] = check
+        else:
+            namespace[name] = lambda *args, _name=name, **kwargs: _GuardContext(_name)
+
+
+class Proxy:
+    """A name defined by an answer cell: operations go to the student's kernel."""
+
+    def __init__(self, name: str):
+        object.__setattr__(self, "_name", name)
+
+    def __call__(self, *args, **kwargs):
+        return _request("call", ("n", object.__getattribute__(self, "_name")), args, kwargs)
+
+    def __getattr__(self, attribute: str):
+        if attribute.startswith("__"):
+            raise AttributeError(attribute)
+        return _request("getattr", ("n", object.__getattribute__(self, "_name")), name=attribute)
+
+    def __repr__(self) -> str:
+        return f"<{object.__getattribute__(self, '_name')} of the submission>"
+
+
+class Handle:
+    """An object that stays in the student's kernel (not data): call it, read its attributes, index it."""
+
+    def __init__(self, key: int, type_name: str):
+        object.__setattr__(self, "_key", key)
+        object.__setattr__(self, "_type", type_name)
+
+    def _target(self):
+        return ("h", object.__getattribute__(self, "_key"))
+
+    def __call__(self, *args, **kwargs):
+        return _request("call", self._target(), args, kwargs)
+
+    def __getattr__(self, attribute: str):
+        if attribute.startswith("__"):
+            raise AttributeError(attribute)
+        return _request("getattr", self._target(), name=attribute)
+
+    def __getitem__(self, key):
+        return _request("getitem", self._target(), (key,))
+
+    def __len__(self):
+        value = _request("len", self._target())
+        if type(value) is not int or value < 0:
+            raise TypeError("len() of a submission's object is not a non-negative integer")
+        return value
+
+    def __iter__(self):
+        value = _request("list", self._target())
+        return iter(value if isinstance(value, list) else [])
+
+    def __repr__(self) -> str:
+        return f"<{object.__getattribute__(self, '_type')} object of the submission>"
+
+
+def _run(source: str, filename: str, namespace: dict):
+    """Execute a cell as IPython does: the value of a last expression is returned (None otherwise)."""
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    tree = ast.parse(source, filename)
+    last = None
+    # IPython shows the value of a last expression, unless the cell ends with a semicolon.
+    if tree.body and isinstance(tree.body[-1], ast.Expr) and not source.rstrip().endswith(";"):
+        last = ast.Expression(tree.body.pop().value)
+    exec(compile(tree, filename, "exec"), namespace)
+    if last is not None:
+        return eval(compile(last, filename, "eval"), namespace)
+    return None
+
+
+def _verdict(error: BaseException, filename: str) -> tuple[str, int | None]:
+    """Who raised ``error`` ("helper", "test", "submission", "timeout", "kernel", "error") and the line of the
+    test cell that was running."""
+    frames = traceback.extract_tb(error.__traceback__)
+    line = None
+    for frame in frames:
+        if frame.filename == filename:
+            line = frame.lineno
+    if getattr(error, "_ag_from_submission", False) or isinstance(error, SubmissionError):
+        return "submission", line
+    if isinstance(error, CellTimeoutError):
+        return "timeout", line
+    if isinstance(error, GuardError):
+        return "guard", line
+    if isinstance(error, KernelDiedError):
+        return "kernel", line
+    if isinstance(error, AssertionError) and frames:
+        innermost = frames[-1].filename
+        if any(innermost.endswith(h) for h in HELPER_FILES):
+            return "helper", line
+        if innermost == filename:
+            return "test", line
+    return "error", line
+
+
+def _test(message: dict, namespace: dict) -> dict:
+    count = int(message.get("count") or 0)
+    filename = f"<test cell {message.get('grade_id')}>"
+    stdout, stderr = io.StringIO(), io.StringIO()
+    real = sys.stdout, sys.stderr
+    outputs, verdict = [], {"by": "passed"}
+    sys.stdout, sys.stderr = stdout, stderr
+    try:
+        value = _run(message["source"], filename, namespace)
+        error = None
+    except BaseException as caught:   # noqa: BLE001 - a test cell may raise anything, SystemExit included
+        value, error = None, caught
+    finally:
+        sys.stdout, sys.stderr = real
+    for name, buffer in (("stdout", stdout), ("stderr", stderr)):
+        if buffer.getvalue():
+            outputs.append({"output_type": "stream", "name": name, "text": buffer.getvalue()[-100_000:]})
+    if error is not None:
+        by, line = _verdict(error, filename)
+        ename = {"timeout": "CellTimeoutError", "kernel": "KernelDiedError"}.get(by, type(error).__name__)
+        evalue = str(error) if by != "submission" else str(error)[:300]
+        evalue = evalue[:4000]
+        outputs.append({"output_type": "error", "ename": ename, "evalue": evalue,
+                        "traceback": [f"Cell In[{count}], line {line}" if line else "(line unknown)",
+                                      f"{ename}: {evalue}"]})
+        verdict = {"by": by, "line": line}
+        if by == "helper":
+            verdict["message"] = evalue.splitlines()[0][:MAX_MESSAGE] if evalue else ""
+    elif value is not None:
+        try:
+            text = repr(value)[:10_000]
+        except Exception:   # a handle whose repr fails
+            text = "<value>"
+        outputs.append({"output_type": "execute_result", "execution_count": count, "metadata": {},
+                        "data": {"text/plain": text}})
+    return {"op": "done", "outputs": outputs, "verdict": verdict}
+
+
+def main(connection=None) -> None:
+    global CHANNEL
+
+    CHANNEL = _Channel(connection)
+    CHANNEL.send({"op": "hello", "pid": os.getpid()})
+    namespace: dict = {"__name__": "__main__", "__builtins__": builtins}
+    while True:
+        message = CHANNEL.receive()
+        op = message.get("op")
+        if op == "names":
+            for name in message["names"]:
+                namespace[name] = Proxy(name)
+        elif op == "given":
+            # The released notebook's given cells (imports, helpers): their errors are not graded, as in nbgrader.
+            out, err = sys.stdout, sys.stderr
+            sys.stdout = sys.stderr = io.StringIO()
+            try:
+                _run(message["source"], f"<given cell {message.get('grade_id')}>", namespace)
+            except BaseException:   # noqa: BLE001
+                pass
+            finally:
+                sys.stdout, sys.stderr = out, err
+            for name in message.get("names", []):   # answer names the given cell might have shadowed
+                namespace[name] = Proxy(name)
+            _install_guards(namespace)
+            CHANNEL.send({"op": "done"})
+        elif op == "test":
+            CHANNEL.send(_test(message, namespace))
+        elif op == "exit":
+            return
+
+
+def serve(path: str, modules: list[str]) -> None:
+    """A fork server: import the assignment's modules once, then fork one runner per connection on ``path``.
+
+    It stops when its stdin closes (the grader ended). Each runner is a fresh copy of this process: the state a
+    test cell leaves (seeds, patched helpers, the namespace) never reaches the next notebook.
+    """
+    import importlib
+    import select
+    import signal
+    import socket
+
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except Exception:   # noqa: BLE001 - a module the runner does not need (or cannot import) is skipped
+            pass
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)   # children are reaped by the system
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(path)
+    server.listen(64)
+    sys.stdout.write("ready\n")
+    sys.stdout.flush()
+    while True:
+        ready, _, _ = select.select([server, sys.stdin], [], [])
+        if sys.stdin in ready and not os.read(sys.stdin.fileno(), 1024):
+            return
+        if server in ready:
+            connection, _ = server.accept()
+            if os.fork() == 0:
+                import shutil
+                import tempfile
+
+                server.close()
+                signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+                os.setsid()
+                folder = tempfile.mkdtemp(prefix="ag-trusted-")
+                os.chdir(folder)
+                try:
+                    main(connection)
+                finally:
+                    shutil.rmtree(folder, ignore_errors=True)
+                    os._exit(0)
+            connection.close()
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 2 and sys.argv[1] == "--server":
+        serve(sys.argv[2], json.loads(sys.argv[3]) if len(sys.argv) > 3 else [])
+    else:
+        main()

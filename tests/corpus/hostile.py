@@ -1,0 +1,217 @@
+"""Submissions that try to forge their grade or leak the hidden tests (issue 10, items 2, 3 and 6's metadata).
+
+Every cheat does the honest work for mse_loss, mse_grad, mae_loss and error_rate (6 of 15 points) and returns
+wrong placeholders from softmax, cross_entropy_loss and cross_entropy_grad (9 points), then tries one way to make
+the tests of those pass anyway from inside the kernel. With the verdict computed outside the kernel, each must get
+exactly its honest 6 points; the honest control in the same batch gets 15.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Callable
+
+import nbformat
+
+from corpus import FULL, NOTEBOOK, Case, _cell, _notebook, correct
+
+HONEST = 6.0
+UNDONE = {"test_softmax", "test_cross_entropy_loss", "test_cross_entropy_grad"}
+PLACEHOLDERS = {
+    "softmax": "def softmax(logits):\n    return np.zeros_like(logits)",
+    "cross_entropy_loss": "def cross_entropy_loss(logits, y):\n    return 0.0",
+    "cross_entropy_grad": "def cross_entropy_grad(logits, y):\n    return np.zeros_like(logits)",
+}
+
+# Makes every later cell that holds an assertion a no-op: through an alias of get_ipython.
+TRANSFORMER_ALIAS = '''
+_g = get_ipython
+_shell = _g()
+def _skip_tests(lines):
+    return ["pass\\n"] if any("assert" in line for line in lines) else lines
+_shell.input_transformers_post.append(_skip_tests)
+'''
+# The same through the shell singleton, without get_ipython at all.
+SHELL_INSTANCE = '''
+from IPython.core.interactiveshell import InteractiveShell as _IS
+_IS.instance().input_transformers_cleanup.append(
+    lambda lines: ["pass\\n"] if any("assert" in line for line in lines) else lines)
+'''
+# Before every cell: the assertion helpers in the namespace become no-ops.
+PRE_RUN_HOOK = '''
+import contextlib as _contextlib
+def _rebind(*args):
+    space = globals()
+    space["assert_close"] = lambda *a, **k: None
+    space["assert_shape"] = lambda *a, **k: None
+    space["assert_scalar"] = lambda value, *a, **k: 0.0
+    space["inputs_unchanged"] = lambda **k: _contextlib.nullcontext()
+_g = get_ipython
+getattr(_g(), "ev" + "ents").register("pre_run_cell", _rebind)
+'''
+# After every cell: the error is forgotten (the reply says "ok").
+POST_RUN_HOOK = '''
+def _forget(result):
+    result.error_in_exec = None
+    result.error_before_exec = None
+_g = get_ipython
+getattr(_g(), "ev" + "ents").register("post_run_cell", _forget)
+'''
+# Code hidden in a %time argument (the static scan parses Python, not magics).
+TIME_MAGIC = '''
+%time getattr(get_ipython(), "input_transformers_post").append(lambda c: ["pass\\n"] if "assert" in "".join(c) else c)
+'''
+# A module written by the notebook and imported: it patches the helpers of __main__ and dlcourse.testing.
+WRITTEN_MODULE = '''
+with open("course_patch.py", "w") as _handle:
+    _handle.write(
+        "import __main__, dlcourse.testing as t\\n"
+        "for name in ('assert_close', 'assert_shape'):\\n"
+        "    setattr(__main__, name, lambda *a, **k: None)\\n"
+        "    setattr(t, name, lambda *a, **k: None)\\n"
+        "__main__.assert_scalar = lambda value, *a, **k: 0.0\\n")
+import course_patch
+'''
+# The helpers' code objects swapped through an alias of sys.modules.
+CODE_SWAP_MODULES = '''
+import sys as _s
+_modules = getattr(_s, "mod" + "ules")
+_testing = _modules["dlcourse" + ".testing"]
+_testing.assert_close.__code__ = (lambda actual, expected, name="result", rtol=1e-6, atol=1e-9: None).__code__
+_testing.assert_shape.__code__ = (lambda value, shape, name="result": None).__code__
+_testing.assert_scalar.__code__ = (lambda value, name="result": 0.0).__code__
+'''
+# The same found through gc.get_objects via getattr.
+CODE_SWAP_GC = '''
+import gc as _gc
+_blank = {"assert_close": (lambda actual, expected, name="result", rtol=1e-6, atol=1e-9: None).__code__,
+          "assert_shape": (lambda value, shape, name="result": None).__code__,
+          "assert_scalar": (lambda value, name="result": 0.0).__code__}
+for _obj in getattr(_gc, "get_" + "objects")():
+    if type(_obj).__name__ == "function" and getattr(_obj, "__name__", "") in _blank \\
+            and getattr(_obj, "__module__", "") == "dlcourse.testing":
+        _obj.__code__ = _blank[_obj.__name__]
+'''
+# A tracer that makes `expected` equal to `actual` inside the comparison.
+SETTRACE = '''
+import sys as _s
+def _tracer(frame, event, arg):
+    # CPython writes a trace function's changes to f_locals back into the frame.
+    if event == "call" and frame.f_code.co_name == "assert_close":
+        space = getattr(frame, "f_" + "locals")
+        space["expected"] = space["actual"]
+    return None
+getattr(_s, "set" + "trace")(_tracer)
+'''
+# The plain spelling the static scan does catch, in an answer cell marked "locked": true (which once switched
+# the scan off for that cell).
+LOCKED_TAMPER = '''
+import dlcourse.testing
+assert_close = lambda *a, **k: None
+assert_shape = lambda *a, **k: None
+assert_scalar = lambda value, *a, **k: 0.0
+'''
+# An exception carrying the calling test cell's source (frames + linecache), compressed and base64-encoded.
+LEAK_ENCODED = '''def mse_grad(y_pred, y):
+    import base64, sys, zlib
+    lines = getattr(sys, "mod" + "ules")["line" + "cache"]
+    sources = [str(getattr(getattr(sys, "mod" + "ules")["__main__"], "I" + "n", [""])[-1])]
+    frame = getattr(sys, "_get" + "frame")(1)
+    while frame is not None:
+        sources.append("".join(lines.getlines(frame.f_code.co_filename)) or frame.f_code.co_filename)
+        frame = getattr(frame, "f_" + "back")
+    raise AssertionError("ENCODED:" + base64.b64encode(zlib.compress("\\n".join(sources).encode())).decode())
+'''
+
+CHEATS = {
+    "cheat-transformer-alias": ("an input transformer installed through an alias of get_ipython",
+                                TRANSFORMER_ALIAS),
+    "cheat-shell-instance": ("an input transformer through InteractiveShell.instance()", SHELL_INSTANCE),
+    "cheat-pre-run-hook": ("a pre_run_cell hook rebinding the assertion helpers", PRE_RUN_HOOK),
+    "cheat-post-run-hook": ("a post_run_cell hook clearing error_in_exec", POST_RUN_HOOK),
+    "cheat-time-magic": ("a transformer installed from inside a %time argument", TIME_MAGIC),
+    "cheat-written-module": ("a module the notebook writes and imports, patching the helpers", WRITTEN_MODULE),
+    "cheat-code-swap-modules": ("the helpers' __code__ swapped through an alias of sys.modules",
+                                CODE_SWAP_MODULES),
+    "cheat-code-swap-gc": ("the helpers' __code__ swapped, found through gc.get_objects via getattr", CODE_SWAP_GC),
+    "cheat-settrace": ("sys.settrace via getattr rewriting `expected` inside assert_close", SETTRACE),
+}
+
+
+def _partial_work() -> nbformat.NotebookNode:
+    return correct(PLACEHOLDERS)
+
+
+def _cheat(code: str) -> Callable[[Path], bytes]:
+    def build(path: Path) -> bytes:
+        nb = _partial_work()
+        # In the first answer cell, after the honest mse_loss: it runs before every test cell.
+        index = _cell(nb, "mse_loss")
+        nb.cells[index].source += "\n" + code
+        return _notebook(nb)
+    return build
+
+
+def _locked_answer(path: Path) -> bytes:
+    nb = _partial_work()
+    cell = nb.cells[_cell(nb, "mse_loss")]
+    cell.source += "\n" + LOCKED_TAMPER
+    cell.metadata["nbgrader"]["locked"] = True
+    return _notebook(nb)
+
+
+def _unknown_grade_id(path: Path) -> bytes:
+    nb = correct()
+    nb.cells[_cell(nb, "mae_loss")].metadata["nbgrader"]["grade_id"] = "mae_loss_mine"
+    return _notebook(nb)
+
+
+def _extra_grade_cell(path: Path) -> bytes:
+    nb = correct()
+    extra = nbformat.v4.new_code_cell("bonus = 42")
+    extra.metadata["nbgrader"] = {"grade": True, "grade_id": "my_bonus", "locked": False, "points": 10,
+                                  "schema_version": 3, "solution": False, "task": False}
+    nb.cells.insert(_cell(nb, "check"), extra)
+    return _notebook(nb)
+
+
+def _answer_as_test(path: Path) -> bytes:
+    nb = correct()
+    meta = nb.cells[_cell(nb, "softmax")].metadata["nbgrader"]
+    meta.update(grade=True, solution=False, locked=True, points=3)
+    return _notebook(nb)
+
+
+def _leak(path: Path) -> bytes:
+    return _notebook(correct({"mse_grad": LEAK_ENCODED}))
+
+
+def hostile_cases() -> list[Case]:
+    """The cheats, the leak, the metadata edits and an honest control: one batch."""
+    cases = [Case("honest-control", "the reference solutions, in the same batch as the cheats",
+                  lambda p: _notebook(correct()), FULL),
+             Case("honest-partial", "the cheats' honest work without any cheat",
+                  lambda p: _notebook(_partial_work()), HONEST, set(UNDONE))]
+    cases += [Case(student, why, _cheat(code), HONEST, set(UNDONE)) for student, (why, code) in CHEATS.items()]
+    cases += [
+        Case("cheat-locked-answer", '"locked": true on an answer cell holding a plain helper redefinition',
+             _locked_answer, HONEST, set(UNDONE), flags=("differs from the released", "tampering")),
+        Case("leak-encoded-source", "mse_grad raises an AssertionError carrying the test source, base64",
+             _leak, FULL - 2, {"test_mse_grad"}),
+        Case("meta-unknown-grade-id", "the mae_loss answer cell's grade_id renamed", _unknown_grade_id, FULL,
+             flags=("grade_id the assignment does not have", "re-identified as 'mae_loss'")),
+        Case("meta-extra-grade-cell", "an extra graded cell worth 10 points", _extra_grade_cell, FULL,
+             flags=("'my_bonus'",)),
+        Case("meta-answer-as-test", "the softmax answer cell re-marked as a test cell", _answer_as_test, FULL,
+             flags=("('softmax') had nbgrader metadata",)),
+    ]
+    return cases
+
+
+def write_hostile(folder: Path, root: Path) -> list[Case]:
+    written = hostile_cases()
+    for case in written:
+        (folder / case.student_id).mkdir(parents=True, exist_ok=True)
+        (folder / case.student_id / NOTEBOOK).write_bytes(case.build(root))
+    return written

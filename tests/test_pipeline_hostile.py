@@ -1,0 +1,99 @@
+"""Grades no submission can forge (issue 10, items 2, 3 and the metadata part of 6): the hostile corpus of
+tests/corpus/hostile.py, one batch through `python -m autograder grade` as the current user (root in CI), and the
+same batch as an ordinary user (emulated with `unshare --user`) where this machine allows it.
+
+Every cheat does 6 of 15 points of honest work and tries to forge the rest from inside its kernel; the test cells
+run in the trusted runner (autograder/verdict.py), so each gets exactly 6, while the honest control gets 15.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from autograder.feedback import hidden_lines
+from conftest import ROOT, run_autograder
+from corpus import ASSIGNMENT, NOTEBOOK, POINTS
+from corpus.hostile import write_hostile
+
+pytestmark = pytest.mark.slow
+LIMITS = ["--timeout", "20", "--memory", "1024", "--processes", "32", "--workers", "2", "--no-progress"]
+
+
+def _grade(tmp, prefix: list[str] | None = None):
+    submissions = tmp / "submissions"
+    cases = write_hostile(submissions, ROOT)
+    env = dict(os.environ, DLCOURSE_GRADING_DIR=str(tmp / "grading"),
+               PATH=str(ROOT / ".venv" / "bin") + os.pathsep + os.environ.get("PATH", ""))
+    command = [*(prefix or []), sys.executable, "-m", "autograder", "grade", ASSIGNMENT, str(submissions),
+               "--output", str(tmp / "grades.csv"), *LIMITS]
+    result = subprocess.run(command, cwd=ROOT, env=env, text=True, capture_output=True, timeout=1200)
+    rows = {}
+    if (tmp / "grades.csv").is_file():
+        with (tmp / "grades.csv").open(newline="") as handle:
+            rows = {row["student_id"]: row for row in csv.DictReader(handle)}
+    return cases, rows, result, env
+
+
+def _check_scores(cases, rows, result) -> None:
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
+    assert set(rows) == {case.student_id for case in cases}
+    for case in cases:
+        row = rows[case.student_id]
+        assert row["status"] == case.status, f"{case.student_id} ({case.why}): {row}"
+        assert float(row["score"]) == case.score, f"{case.student_id} ({case.why}): {row}"
+        for test, points in POINTS.items():
+            expected = 0 if test in case.failing else points
+            assert float(row[test] or 0) == expected, f"{case.student_id} ({case.why}): {test} in {row}"
+        for flag in case.flags:
+            assert flag in row["notes"], f"{case.student_id}: {flag!r} not in {row['notes']!r}"
+
+
+@pytest.fixture(scope="module")
+def batch(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("hostile")
+    cases, rows, result, env = _grade(tmp)
+    return {"cases": cases, "rows": rows, "result": result, "env": env, "tmp": tmp}
+
+
+def test_every_cheat_scores_only_its_honest_part(batch):
+    """Does each cheat get exactly its honest 6/15, the honest control 15/15, each metadata edit only what it
+    touches (here nothing), with the repairs noted?"""
+    _check_scores(batch["cases"], batch["rows"], batch["result"])
+
+
+def test_no_hidden_test_source_reaches_the_feedback(batch):
+    """Does the submission whose exception carries encoded test source get none of it, and do the other pages hold
+    no hidden line either?"""
+    result = run_autograder("feedback", ASSIGNMENT, env=batch["env"])
+    assert result.returncode == 0, result.stderr
+    folder = batch["tmp"] / "grading" / "feedback"
+    secret = hidden_lines(ASSIGNMENT)
+    for path in sorted(folder.glob(f"*/{ASSIGNMENT}/*.html")):
+        page = path.read_text(encoding="utf-8")
+        own = (batch["tmp"] / "submissions" / path.parts[-3] / NOTEBOOK).read_text(errors="replace")
+        leaked = [line for line in secret if line in page and line not in own]
+        assert not leaked, f"{path}: hidden test lines in the feedback: {leaked[:3]}"
+    leak = (folder / "leak-encoded-source" / ASSIGNMENT / "losses.html").read_text(encoding="utf-8")
+    assert not re.search(r"ENCODED:[A-Za-z0-9+/=]{20,}", leak) and not re.search(r"[A-Za-z0-9+/=]{80,}", leak)
+    assert "mse_grad raised AssertionError" in leak, "the failure is named, without the submission's message"
+
+
+def test_as_an_ordinary_user(tmp_path):
+    """The same batch graded by a non-root grader (emulated: root mapped to uid 1000 in a user namespace)."""
+    if os.geteuid() != 0:
+        pytest.skip("already running as an ordinary user: the first batch covered it")
+    probe = subprocess.run(["unshare", "--user", "--map-user=1000", "--map-group=1000", "true"],
+                           capture_output=True, text=True) if shutil.which("unshare") else None
+    if probe is None or probe.returncode != 0:
+        pytest.skip(f"unshare --user is not available here: {probe.stderr.strip() if probe else 'no unshare'}")
+    cases, rows, result, _ = _grade(tmp_path, ["unshare", "--user", "--map-user=1000", "--map-group=1000"])
+    if result.returncode != 0 and "bubblewrap" in result.stderr and not rows:
+        pytest.skip(f"the sandbox cannot start for an ordinary user here: {result.stderr[-500:]}")
+    _check_scores(cases, rows, result)

@@ -1,0 +1,202 @@
+"""The trusted test runner's data channel, without a kernel (fast): the kernel-side agent and the runner's
+decoder in one process, the relay replaced by a direct call."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import pickle
+
+import nbformat
+import numpy as np
+import pytest
+
+from autograder import trusted_runner as runner
+from autograder.repair import Reference, restore_grade_metadata
+from autograder.verdict import AGENT
+
+
+class DirectChannel:
+    """Stands for the grader and the kernel: runs the agent's text in a namespace of its own."""
+
+    def __init__(self, namespace: dict):
+        self.namespace = namespace
+        exec(compile(AGENT.read_text(encoding="utf-8"), "kernel_side", "exec"), namespace)
+        self.reply = None
+
+    def send(self, message: dict) -> None:
+        self.reply = {"ok": True, "answer": self.namespace["__ag__"](message["request"])}
+
+    def receive(self) -> dict:
+        return self.reply
+
+
+@pytest.fixture
+def kernel(monkeypatch):
+    namespace: dict = {}
+    monkeypatch.setattr(runner, "CHANNEL", DirectChannel(namespace))
+    return namespace
+
+
+def test_results_come_back_as_data(kernel):
+    """Do arrays, NumPy scalars, tuples, dicts, non-finite floats and big ints keep their types and values?"""
+    exec("import numpy as np\n"
+         "def f(x):\n"
+         "    return (x * 2, np.float32(1.5), {'k': [1, float('nan')], 3: None}, 2**70, 'text', True)", kernel)
+    doubled, scalar, mapping, big, text, flag = runner.Proxy("f")(np.arange(3.0))
+    assert isinstance(doubled, np.ndarray) and doubled.tolist() == [0.0, 2.0, 4.0]
+    assert type(scalar) is np.float32 and scalar == 1.5
+    assert mapping["k"][0] == 1 and np.isnan(mapping["k"][1]) and mapping[3] is None
+    assert big == 2**70 and text == "text" and flag is True
+
+
+def test_objects_stay_in_the_kernel_behind_handles(kernel):
+    """Is a student's object a handle whose methods and attributes are reached through the kernel?"""
+    exec("class Model:\n"
+         "    scale = 3.0\n"
+         "    def predict(self, x):\n"
+         "        return x * self.scale\n"
+         "def make():\n"
+         "    return Model()", kernel)
+    model = runner.Proxy("make")()
+    assert isinstance(model, runner.Handle)
+    assert model.scale == 3.0
+    assert model.predict(np.ones(2)).tolist() == [3.0, 3.0]
+
+
+def test_arguments_changed_in_the_kernel_are_changed_here(kernel):
+    """Are in-place changes to arrays, dict entries and NumPy generators applied to the test's own objects, so
+    that inputs_unchanged and "updates params in place" tests see them?"""
+    exec("def mutate(x, params, rng):\n"
+         "    x[0] += 1.0\n"
+         "    params['W'] = params['W'] - 1.0\n"
+         "    rng.random()\n", kernel)
+    x, params, rng = np.zeros(3), {"W": np.ones(2)}, np.random.default_rng(0)
+    original_w = params["W"]
+    expected_next = np.random.default_rng(0)
+    expected_next.random()
+    assert runner.Proxy("mutate")(x, params, rng) is None
+    assert x.tolist() == [1.0, 0.0, 0.0]
+    assert params["W"].tolist() == [0.0, 0.0] and original_w.tolist() == [1.0, 1.0]
+    assert rng.random() == expected_next.random()
+    from dlcourse.testing import inputs_unchanged
+
+    with pytest.raises(AssertionError, match="modified its argument x"):
+        with inputs_unchanged(x=x):
+            runner.Proxy("mutate")(x, {"W": np.ones(1)}, np.random.default_rng(1))
+
+
+def test_an_exception_of_the_submission_keeps_its_type_not_its_message(kernel):
+    exec("def f(x):\n    raise ValueError('SECRET ' * 50)\n"
+         "class Mine(Exception):\n    pass\n"
+         "def g():\n    raise Mine('SECRET')\n", kernel)
+    with pytest.raises(ValueError) as raised:
+        runner.Proxy("f")(1)
+    assert "SECRET" not in str(raised.value) and "f raised ValueError" in str(raised.value)
+    with pytest.raises(runner.SubmissionError, match="g raised Mine") as raised:
+        runner.Proxy("g")()
+    assert "SECRET" not in str(raised.value)
+
+
+def test_an_answer_that_would_execute_code_is_refused(monkeypatch):
+    """A forged answer holding a pickle (an object array in the npz, or a pickle instead of JSON) is not read."""
+    class Forged:
+        def __init__(self, answer):
+            self.answer = answer
+
+        def send(self, message):
+            pass
+
+        def receive(self):
+            return {"ok": True, "answer": self.answer}
+
+    class Boom:
+        def __reduce__(self):
+            return (exec, ("raise SystemExit('pickle executed')",))
+
+    buffer = io.BytesIO()
+    np.save(buffer, np.array([Boom()], dtype=object), allow_pickle=True)
+    npz = io.BytesIO()
+    np.savez(npz, a0=np.array([Boom()], dtype=object))
+    head = base64.b64encode(json.dumps({"status": "ok", "value": {"__nd__": 0}, "sync": []}).encode()).decode()
+    for answer in (head + ":" + base64.b64encode(npz.getvalue()).decode(),
+                   base64.b64encode(pickle.dumps(Boom())).decode() + ":"):
+        monkeypatch.setattr(runner, "CHANNEL", Forged(answer))
+        with pytest.raises(runner.SubmissionError, match="could not be read"):
+            runner.Proxy("f")()
+
+
+def test_test_cell_outcomes_follow_nbgrader(kernel):
+    """An error is an error output, a number as last value is an execute_result (partial credit), and who raised
+    the failing assertion is recorded (a course helper's message is the one the feedback may show)."""
+    exec("def f(x):\n    return x + 1\n", kernel)
+    namespace = {"f": runner.Proxy("f")}
+    exec("from dlcourse.testing import assert_close", namespace)
+    passed = runner._test({"source": "assert_close(f(1.0), 2.0)\n0.5", "grade_id": "t", "count": 1}, namespace)
+    assert passed["verdict"] == {"by": "passed"}
+    assert passed["outputs"][-1]["data"]["text/plain"] == "0.5"
+    helper = runner._test({"source": "assert_close(f(1.0), 3.0, 'f of 1')", "grade_id": "t", "count": 2}, namespace)
+    assert helper["verdict"]["by"] == "helper" and helper["verdict"]["message"].startswith("f of 1 is wrong")
+    plain = runner._test({"source": "assert f(1.0) == 3.0, 'plain'", "grade_id": "t", "count": 3}, namespace)
+    assert plain["verdict"]["by"] == "test" and "message" not in plain["verdict"]
+    assert plain["outputs"][-1]["traceback"][0] == "Cell In[3], line 1"
+
+
+def _reference() -> Reference:
+    nb = nbformat.v4.new_notebook()
+    answer = nbformat.v4.new_code_cell("def f():\n    return 1")
+    answer.metadata["nbgrader"] = {"grade": False, "grade_id": "f", "locked": False, "schema_version": 3,
+                                   "solution": True, "task": False}
+    test = nbformat.v4.new_code_cell("# f: returns 1\nassert f() == 1")
+    test.metadata["nbgrader"] = {"grade": True, "grade_id": "test_f", "locked": True, "points": 2,
+                                 "schema_version": 3, "solution": False, "task": False}
+    nb.cells = [answer, test]
+    reference = Reference("x.ipynb", nb)
+    reference.cells = {"f": answer, "test_f": test}
+    reference.answers, reference.tests = {"f": {"f"}}, {"test_f": "f: returns 1"}
+    return reference
+
+
+def test_grade_metadata_is_repaired_against_the_released_notebook():
+    """An unknown grade_id loses its metadata; a known cell with other metadata (locked answer, answer marked as
+    a test, other points) gets the released cell's back; a well-formed notebook is left alone."""
+    reference = _reference()
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.from_dict(dict(c)) for c in reference.cells.values()]
+    assert restore_grade_metadata(nb, reference) == []
+    nb.cells[0].metadata["nbgrader"].update(locked=True)
+    nb.cells[1].metadata["nbgrader"].update(points=20)
+    extra = nbformat.v4.new_code_cell("x = 1")
+    extra.metadata["nbgrader"] = {"grade": True, "grade_id": "bonus", "points": 5, "solution": False}
+    nb.cells.append(extra)
+    notes = restore_grade_metadata(nb, reference)
+    assert len(notes) == 3 and "locked=True" in notes[0] and "points=20" in notes[1] and "'bonus'" in notes[2]
+    assert nb.cells[0].metadata["nbgrader"]["locked"] is False and nb.cells[1].metadata["nbgrader"]["points"] == 2
+    assert "nbgrader" not in nb.cells[2].metadata
+
+
+def test_a_runner_stopped_after_the_time_limit_is_replaced():
+    """A test cell whose trusted work runs past the limit times out alone: the next cell gets a fresh runner with
+    the given cells replayed."""
+    import asyncio
+
+    from autograder.verdict import TrustedRunner
+
+    async def scenario():
+        runner_ = TrustedRunner(slot=None, kc=None, names=[])
+        runner_.grace = 0.5
+        await runner_.start()
+        try:
+            await runner_.given("imports", "import math\nBASE = 2", timeout=30)
+            slow = nbformat.v4.new_code_cell("while True:\n    pass")
+            outputs, verdict, stopped = await runner_.test(slow, 1, timeout=1)
+            assert verdict == {"by": "timeout"} and stopped is None
+            assert outputs[-1]["ename"] == "CellTimeoutError"
+            quick = nbformat.v4.new_code_cell("assert math.sqrt(BASE ** 2) == 2")
+            outputs, verdict, _ = await runner_.test(quick, 2, timeout=10)
+            assert verdict == {"by": "passed"} and outputs == []
+        finally:
+            await runner_.close()
+
+    asyncio.run(scenario())
