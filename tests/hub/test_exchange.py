@@ -104,7 +104,7 @@ def test_exchange_route(tmp_path: Path, grading_env: dict):
         assert len(pages) == 1, f"{student} fetched {pages}"
         page = pages[0].read_text()
         assert f"<b class='final-score'>{expected:g} / 15</b>" in page, page[-1500:]
-        assert "BEGIN HIDDEN TESTS" not in page and "1e4" not in page
+        assert "BEGIN HIDDEN TESTS" not in page and "default_rng(505)" not in page   # hidden tests stay hidden
 
     autograder(env, "export", ASSIGNMENT)
     rows = {r["student_id"]: r for r in csv.DictReader((grading / "exports" / ASSIGNMENT / "grades.csv").open())}
