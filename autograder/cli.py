@@ -122,6 +122,25 @@ def cmd_pages(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_exchange(args: argparse.Namespace) -> int:
+    from autograder import exchange
+
+    root = exchange.exchange_root(args.exchange)
+    if args.action == "release":
+        folder = exchange.release(args.assignment, root, force=args.force, duedate=args.duedate)
+        print(f"released {args.assignment} to {folder}")
+    elif args.action == "collect":
+        submissions, output = exchange.collect(args.assignment, root, before_duedate=args.before_duedate)
+        print(f"{len(submissions)} submissions in {root}" + "".join(
+            f"\n  left out (after the due date): {s.folder}" for s in submissions if not s.kept))
+        print(output.rstrip())
+    else:
+        released = exchange.release_feedback(args.assignment, root)
+        print(f"feedback released to {len(released)} students through {root}" if released else
+              "no feedback to release: grade the submissions collected from the exchange first")
+    return 0
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     for name in assignments():
         print(name)
@@ -191,6 +210,18 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("pages", help="write the website's exercise pages (book/exercises/) from exercises/")
     p.add_argument("--check", action="store_true", help="only report pages out of sync (exit 1 if any)")
     p.set_defaults(run=cmd_pages)
+
+    p = commands.add_parser("exchange", help="nbgrader's exchange (JupyterHub's Assignments tab): release an "
+                                             "assignment, collect its submissions, return feedback")
+    p.add_argument("action", choices=["release", "collect", "feedback"])
+    p.add_argument("assignment", help="assignment name, e.g. 01-losses")
+    p.add_argument("--exchange", help="the exchange folder (default: $NBGRADER_EXCHANGE_ROOT, else nbgrader's "
+                   "Exchange.root, else /srv/nbgrader/exchange)")
+    p.add_argument("--force", action="store_true", help="release: replace an earlier release")
+    p.add_argument("--duedate", help="release: the due date, e.g. '2026-12-01 17:00:00 UTC' (late penalties)")
+    p.add_argument("--before-duedate", action="store_true",
+                   help="collect: only submissions made by the gradebook's due date (as nbgrader's option)")
+    p.set_defaults(run=cmd_exchange)
 
     p = commands.add_parser("list", help="list the assignments")
     p.set_defaults(run=cmd_list)
