@@ -42,7 +42,7 @@ from typing import Any, Iterator
 import numpy as _np
 
 __all__ = ["assert_close", "assert_shape", "assert_scalar", "assert_finite", "assert_unchanged",
-           "inputs_unchanged", "assert_raises", "CheckFailure", "Checks", "Outcome", "take_outcomes",
+           "inputs_unchanged", "assert_raises", "assert_close_to_one_of", "CheckFailure", "Checks", "Outcome", "take_outcomes",
            "FAILED_MARK", "MESSAGE_LIMIT"]
 
 FAILED_MARK = "[check failed]"   # starts the stdout line of every failed check
@@ -52,6 +52,7 @@ MESSAGE_LIMIT = 400              # characters of a failure message that are kept
 _asarray = _np.asarray
 _ndarray = _np.ndarray
 _unravel_index = _np.unravel_index
+_where = _np.where
 _float64 = _np.float64
 _FLOAT_MAX = float(_np.finfo(_np.float64).max)
 
@@ -163,6 +164,33 @@ def _pattern_hint(actual: _np.ndarray, expected: _np.ndarray) -> str:
             f"a missing 1/N or 2?)")
 
 
+def assert_close_to_one_of(actual: Any, candidates: dict[str, Any], name: str = "result", rtol: float = 1e-6,
+                           atol: float = 1e-9) -> str:
+    """Check that ``actual`` is close to one of ``candidates`` (``{description: value}``); return the one matched.
+
+    Used to test a function step by step: the first candidate is the right answer, the others what the function
+    returns when it correctly builds on the student's own (possibly wrong) version of another function, so that
+    one bug costs the points of one test. A NaN or infinity matches only the same value at the same place in a
+    candidate that is not the first. On failure the message compares with the first candidate.
+    """
+    a = _as_float_array(actual, name)
+    for number, (description, value) in enumerate(candidates.items()):
+        e = _as_float_array(value, description)
+        if a.shape != e.shape:
+            continue
+        same_special = (a == e) | ((a != a) & (e != e))
+        finite = (a.__abs__() <= _FLOAT_MAX) & (e.__abs__() <= _FLOAT_MAX)
+        if number == 0 and not finite.all():
+            continue
+        a0, e0 = _where(finite, a, 0.0), _where(finite, e, 0.0)   # no arithmetic on inf/NaN (no warnings)
+        close = same_special | (finite & ((a0 - e0).__abs__() <= atol + rtol * e0.__abs__()))
+        if close.all():
+            return description
+    first = next(iter(candidates.values()))
+    assert_close(actual, first, name, rtol, atol)
+    raise CheckFailure(f"{name} is wrong")
+
+
 def assert_unchanged(before: _np.ndarray, after: _np.ndarray, name: str = "input") -> None:
     """Check that an input array was not modified (``before`` is a copy taken before the call)."""
     if before.shape != after.shape or not ((before == after) | ((before != before) & (after != after))).all():
@@ -248,6 +276,9 @@ def failure_message(error: BaseException, traceback=None) -> str:
         return _cap(str(error) or "an assertion of the test failed")
     kind = type(error).__name__
     named = kind if kind in _BUILTIN_EXCEPTIONS and type(error) is getattr(builtins, kind) else ""
+    if in_block and isinstance(error, NameError) and getattr(error, "name", None):
+        # A name the test cell itself uses (the student's function): its cell has not run.
+        return f"{error.name} is not defined: run the cell that defines it (or Restart and run all)"
     if in_block:
         # Raised by the test's own code while using a returned value (unpacking, indexing, a method call).
         return (f"the test could not use what your function returned ({named or 'an error'}): check the type, "
