@@ -237,6 +237,8 @@ class Outcome:
     check: str
     passed: bool
     message: str = ""
+    discounted: bool = False   # failed because of another function's bug: counted neither way
+    requirement: bool = False  # a constraint (e.g. "NumPy only"): credited only when a check of results passes
 
 
 _OUTCOMES: list[Outcome] = []
@@ -303,9 +305,13 @@ class Checks:
     def __init__(self) -> None:
         self.outcomes: list[Outcome] = []
 
-    def __call__(self, check: str) -> "_Check":
-        """The block ``with checks(name):`` is the check named ``name``: a failure is printed and recorded."""
-        return _Check(self, check)
+    def __call__(self, check: str, requirement: bool = False) -> "_Check":
+        """The block ``with checks(name):`` is the check named ``name``: a failure is printed and recorded.
+
+        A ``requirement`` (a constraint such as "NumPy only", which an unwritten stub also meets) earns its
+        share only when at least one other check passes.
+        """
+        return _Check(self, check, requirement)
 
     def record(self, outcome: Outcome) -> None:
         if not outcome.passed:
@@ -313,16 +319,29 @@ class Checks:
         self.outcomes.append(outcome)
         _OUTCOMES.append(outcome)
 
+    def discount(self, check: str, reason: str) -> None:
+        """Count a failed check neither way: the test found that it failed because of another function's bug
+        (which that function's own test charges), so that one bug costs one test."""
+        for outcome in self.outcomes:
+            if outcome.check == check and not outcome.passed and not outcome.discounted:
+                outcome.discounted = True
+                print(f"[check not counted] {check}: {reason}", flush=True)
+
+    @property
+    def counted(self) -> list[Outcome]:
+        return [outcome for outcome in self.outcomes if not outcome.discounted]
+
     @property
     def passed(self) -> int:
-        return sum(outcome.passed for outcome in self.outcomes)
+        results = sum(o.passed for o in self.counted if not o.requirement)
+        return results + (sum(o.passed for o in self.counted if o.requirement) if results else 0)
 
     def score(self, points: float) -> float:
         """Print a summary and return the points earned: ``points`` times the share of checks that passed.
 
         The value is the cell's last expression, which nbgrader reads as the cell's score.
         """
-        total = len(self.outcomes)
+        total = len(self.counted)
         earned = float(points) if total == 0 else round(float(points) * self.passed / total, 2)
         if self.passed == total:
             print(f"All {total} checks passed: {earned:g} of {points:g} points.")
@@ -335,8 +354,8 @@ class _Check:
     """One ``with checks(name):`` block. ``__exit__`` sees the traceback as it left the block, which tells an
     assertion of the test cell (raised in the block itself) from an exception of the code it called."""
 
-    def __init__(self, checks: Checks, check: str) -> None:
-        self.checks, self.check = checks, _cap(check)
+    def __init__(self, checks: Checks, check: str, requirement: bool = False) -> None:
+        self.checks, self.check, self.requirement = checks, _cap(check), requirement
 
     def __enter__(self) -> None:
         # Warnings go to stderr, which costs all of a cell's points in nbgrader: inside a check they are
@@ -349,9 +368,9 @@ class _Check:
     def __exit__(self, kind, error, traceback) -> bool:
         self.warnings.__exit__(None, None, None)
         if kind is None:
-            self.checks.record(Outcome(self.check, True))
+            self.checks.record(Outcome(self.check, True, requirement=self.requirement))
             return False
         if not issubclass(kind, Exception):   # KeyboardInterrupt (a timeout) and SystemExit stop the cell
             return False
-        self.checks.record(Outcome(self.check, False, failure_message(error, traceback)))
+        self.checks.record(Outcome(self.check, False, failure_message(error, traceback), requirement=self.requirement))
         return True

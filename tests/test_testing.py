@@ -150,3 +150,33 @@ def test_pattern_hints_name_a_transpose_and_a_constant_factor():
         assert_close(-expected, expected)
     with pytest.raises(AssertionError, match=r"transposed shape, so a \.T is missing"):
         assert_shape(np.ones((3, 2)), (2, 3), "dW")
+
+
+def test_a_check_failed_by_another_functions_bug_is_not_counted(capsys):
+    """Does discount() take a failed check out of the score (one bug, one test) and say so on stdout?"""
+    checks = Checks()
+    with checks("own"):
+        pass
+    with checks("built on a wrong helper"):
+        assert_close(np.ones(1), [2.0], "value")
+    checks.discount("built on a wrong helper", "your helper is wrong; its own test charges it")
+    assert checks.score(4) == 4.0
+    assert "[check not counted] built on a wrong helper" in capsys.readouterr().out
+    take_outcomes()
+
+
+def test_a_requirement_earns_nothing_alone():
+    """Does a constraint that a stub also meets ("NumPy only") earn its share only next to a working result?"""
+    stub = Checks()
+    with stub("NumPy only", requirement=True):
+        pass
+    with stub("the worked example"):
+        raise NotImplementedError
+    assert stub.score(2) == 0.0
+    working = Checks()
+    with working("NumPy only", requirement=True):
+        pass
+    with working("the worked example"):
+        pass
+    assert working.score(2) == 2.0
+    take_outcomes()
