@@ -46,7 +46,7 @@ __all__ = ["assert_close", "assert_shape", "assert_scalar", "assert_finite", "as
            "FAILED_MARK", "MESSAGE_LIMIT"]
 
 FAILED_MARK = "[check failed]"   # starts the stdout line of every failed check
-MESSAGE_LIMIT = 400              # characters of a failure message that are kept
+MESSAGE_LIMIT = 700              # characters of a failure message that are kept (a gradient report with hints fits)
 
 # Taken at import time, before any student code runs (see the module docstring).
 _asarray = _np.asarray
