@@ -333,8 +333,12 @@ class Checks:
 
     @property
     def passed(self) -> int:
-        results = sum(o.passed for o in self.counted if not o.requirement)
-        return results + (sum(o.passed for o in self.counted if o.requirement) if results else 0)
+        results = [o for o in self.counted if not o.requirement]
+        passed = sum(o.passed for o in results)
+        # Requirements earn their share next to a working result, or alone when every result check was
+        # discounted (nothing of this function's own is known to be wrong).
+        credit_requirements = passed > 0 or not results
+        return passed + (sum(o.passed for o in self.counted if o.requirement) if credit_requirements else 0)
 
     def score(self, points: float) -> float:
         """Print a summary and return the points earned: ``points`` times the share of checks that passed.
@@ -343,10 +347,12 @@ class Checks:
         """
         total = len(self.counted)
         earned = float(points) if total == 0 else round(float(points) * self.passed / total, 2)
+        uncounted = len(self.outcomes) - total
+        note = f" ({uncounted} not counted, see above)" if uncounted else ""
         if self.passed == total:
-            print(f"All {total} checks passed: {earned:g} of {points:g} points.")
+            print(f"All {total} checks passed{note}: {earned:g} of {points:g} points.")
         else:
-            print(f"{total - self.passed} of {total} checks FAILED (see above): {earned:g} of {points:g} points.")
+            print(f"{total - self.passed} of {total} checks FAILED (see above){note}: {earned:g} of {points:g} points.")
         return earned
 
 

@@ -29,13 +29,20 @@ ASSIGNMENTS = assignments()
 MUTANTS = ROOT / "tests" / "mutants"
 
 # The most points any single one-bug submission loses, per assignment (measured; a change in points or tests that
-# makes one bug cost more shows here). Only the assignments whose tests check one function each are listed.
-MAX_POINTS_LOST = {"01-losses": 3.0, "02-gradient-descent": 3.0, "03-backprop": 3.33}
+# makes one bug cost more shows here). 06-cnn's mutants each break one layer, whose test alone they fail (not
+# recorded here: its grading test trains a network per submission for minutes).
+MAX_POINTS_LOST = {"01-losses": 3.0, "02-gradient-descent": 3.0, "03-backprop": 3.33, "04-numpy-net": 3.57,
+                   "05-pytorch": 6.0}
+
+
+# Test cells that grade a function without being named after it: the training test of a network class.
+ALSO_TESTED_BY = {"MLP": {"test_training"}, "ConvNet": {"test_training"}}
 
 
 def tests_of(function: str, test_ids: list[str]) -> set[str]:
-    """The test cells that grade ``function``: test_<function> and test_<function>_<part>."""
-    return {t for t in test_ids if t == f"test_{function}" or t.startswith(f"test_{function}_")}
+    """The test cells that grade ``function``: test_<function>, test_<function>_<part>, and ALSO_TESTED_BY."""
+    return {t for t in test_ids if t == f"test_{function}" or t.startswith(f"test_{function}_")
+            or t in ALSO_TESTED_BY.get(function, set())}
 
 
 def mutant_files(assignment: str) -> list[Path]:
