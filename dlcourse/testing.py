@@ -376,7 +376,8 @@ class _Check:
         if kind is None:
             self.checks.record(Outcome(self.check, True, requirement=self.requirement))
             return False
-        if not issubclass(kind, Exception):   # KeyboardInterrupt (a timeout) and SystemExit stop the cell
+        # KeyboardInterrupt (a timeout), SystemExit and MemoryError stop the cell: a crash scores 0.
+        if not issubclass(kind, Exception) or issubclass(kind, MemoryError):
             return False
         self.checks.record(Outcome(self.check, False, failure_message(error, traceback), requirement=self.requirement))
         return True
