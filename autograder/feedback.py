@@ -27,7 +27,7 @@ import nbformat
 
 from autograder.nbgrader_api import ROOT, grading_dir, load_config, source_notebooks
 from autograder.notebooks import is_answer, is_test, nbgrader_meta
-from autograder.repair import Reference
+from autograder.repair import Reference, is_format_only
 from autograder.store import NotebookResult, Result, load_results, load_roster
 
 HIDDEN_REGION = re.compile(r"^\s*### BEGIN HIDDEN TESTS\s*$(.*?)^\s*### END HIDDEN TESTS\s*$",
@@ -93,9 +93,10 @@ def render(result: Result, notebook: NotebookResult, reference: Reference, grade
     notes = []
     if notebook.problem:
         notes.append(f"Your notebook could not be graded completely: {notebook.problem}.")
-    if notebook.repairs:
+    structural = [note for note in notebook.repairs if not is_format_only(note)]   # format repairs: silent
+    if structural:
         notes.append("Before grading, the autograder had to repair your notebook (please avoid this next time: "
-                     "do not copy or delete the given cells): " + "; ".join(notebook.repairs) + ".")
+                     "do not copy or delete the given cells): " + "; ".join(structural) + ".")
     if notebook.tampering and notebook.tampering_neutralised:
         notes.append("Code that changes the test helpers or the libraries the tests use was removed before "
                      "grading and your instructor was told: " + "; ".join(notebook.tampering) + ".")

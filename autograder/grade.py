@@ -57,6 +57,7 @@ from autograder.store import (PIPELINE_VERSION, NotebookResult, Result, SafeCsvW
                               load_result, load_roster, save_result)
 from autograder.tampering import neutralize, scan
 from autograder.verdict import RunnerServer, plan, uses_trusted_runner
+from dlcourse.testing import FAILED_MARK
 
 # nbgrader 0.9's gradebook triggers SQLAlchemy autoflush warnings on every autograde; they are not ours to fix.
 warnings.filterwarnings("ignore", message=".*not in session.*")
@@ -475,11 +476,32 @@ class Grader:
         return tests
 
 
+_CHECK_NAME = re.compile(r"""checks\((["'])(.*?)\1""")
+
+
+def describe_partial_credit(cell: NotebookNode) -> tuple[str, str, bool]:
+    """(outcome, message, hidden) of a test cell that scored partial credit with dlcourse.testing.Checks.
+
+    Its failed checks are the stdout lines that start with FAILED_MARK. A failure counts as visible only when its
+    check is named literally in the visible part of the cell (before the hidden tests); the message is that of
+    the first visible failure, and the failure is hidden (only the hint is shown) when no visible check failed.
+    """
+    failed = [line[len(FAILED_MARK):].strip() for output in cell.get("outputs", [])
+              if output.get("output_type") == "stream" and output.get("name") == "stdout"
+              for line in output.get("text", "").splitlines() if line.startswith(FAILED_MARK)]
+    if not failed:
+        return "failed", "the cell's last value was read as partial credit", False
+    visible_part = re.split(r"^\s*### BEGIN HIDDEN TESTS", cell.source, maxsplit=1, flags=re.M)[0]
+    visible_names = [match.group(2) for match in _CHECK_NAME.finditer(visible_part)]
+    visible = [line for line in failed if any(line.startswith(f"{name}: ") for name in visible_names)]
+    return "failed", (visible or failed)[0], not visible   # like an error: the first failure decides
+
+
 def describe_failure(cell: NotebookNode) -> tuple[str, str, bool]:
     """(outcome, first line of the error, whether it happened in the hidden tests) of an executed test cell."""
     errors = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
     if not errors:   # called for cells that lost points: a value read as partial credit
-        return "failed", "the cell's last value was read as partial credit", False
+        return describe_partial_credit(cell)
     names = {e.get("ename") for e in errors}
     error = errors[0]
     if "CellTimeoutError" in names:

@@ -7,6 +7,11 @@ names another environment's kernel. Each repair below is one small function ``(n
 was done]``; :data:`REPAIRS` runs them in order. The reference is the released student notebook, the exact
 notebook the student started from (the grader regenerates it with the gradebook, so both agree).
 
+Repairs are of two kinds. A *format* repair (nbformat version, cell ids, Colab's metadata, the kernelspec) fixes
+what a front end writes when the student did exactly what the course asked: its note starts with
+:data:`FORMAT_NOTE`, the student's feedback leaves it out and the instructor's report lists it
+(:func:`is_format_only`). A *structural* repair (a copied, deleted or re-typed cell) keeps its note for the student.
+
 A file that is not a notebook at all (empty, not JSON, JSON without cells) cannot be repaired:
 :func:`load_submission` raises :class:`Rejected` with the reason, and the grader scores it 0.
 """
@@ -26,6 +31,12 @@ from autograder.notebooks import defined_names, is_answer, is_test, nbgrader_met
 from autograder.site import first_comment
 
 COLAB_CELL_KEYS = ("colab", "id", "outputId", "executionInfo", "colab_type")
+FORMAT_NOTE = "format: "   # starts the note of every format-only repair
+
+
+def is_format_only(note: str) -> bool:
+    """Whether a repair note is of format only (silent to the student; listed for the instructor)."""
+    return note.startswith(FORMAT_NOTE)
 
 
 class Rejected(ValueError):
@@ -84,7 +95,7 @@ def load_submission(raw: bytes) -> tuple[NotebookNode, list[str]]:
     except Exception as error:   # nbformat raises many types for malformed notebooks
         raise Rejected(f"a notebook nbformat cannot read: {error}") from None
     if version != 4:
-        repairs.append(f"converted from nbformat {version} to nbformat 4")
+        repairs.append(f"{FORMAT_NOTE}converted from nbformat {version} to nbformat 4")
     for cell in nb.cells:   # fields a hand-edited or foreign notebook may lack
         cell.setdefault("metadata", NotebookNode())
         if cell.get("cell_type") == "code":
@@ -310,6 +321,9 @@ def restore_deleted_cells(nb: NotebookNode, reference: Reference) -> list[str]:
     return done
 
 
+# Repairs of the file's format only: their notes start with FORMAT_NOTE (see the module docstring).
+FORMAT_REPAIRS = (upgrade_format, strip_colab_metadata, fix_kernelspec)
+
 # In order. Cell ids first: later steps insert and compare cells. Metadata the released notebook does not have is
 # put right before cells are matched by grade_id. Duplicates before re-identification: a
 # copy must not hold the grade_id a cell with lost metadata needs. Restoring deleted cells comes last, so that
@@ -322,5 +336,5 @@ def repair(nb: NotebookNode, reference: Reference) -> list[str]:
     """Apply every repair in order; return what was done (empty for a well-formed submission)."""
     done = []
     for step in REPAIRS:
-        done += step(nb, reference)
+        done += [FORMAT_NOTE + note if step in FORMAT_REPAIRS else note for note in step(nb, reference)]
     return done

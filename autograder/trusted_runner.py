@@ -386,12 +386,25 @@ def _verdict(error: BaseException, filename: str) -> tuple[str, int | None]:
     return "error", line
 
 
+def _failed_checks() -> list[str]:
+    """The messages of the checks that failed (and were not discounted) since the last call.
+
+    They are written by the course (dlcourse.testing never echoes text raised by student code), and recorded in
+    this process: a submission cannot add to them.
+    """
+    testing = sys.modules.get("dlcourse.testing")
+    if testing is None:
+        return []
+    return [o.message or o.check for o in testing.take_outcomes() if not o.passed and not o.discounted]
+
+
 def _test(message: dict, namespace: dict) -> dict:
     count = int(message.get("count") or 0)
     filename = f"<test cell {message.get('grade_id')}>"
     stdout, stderr = io.StringIO(), io.StringIO()
     real = sys.stdout, sys.stderr
     outputs, verdict = [], {"by": "passed"}
+    _failed_checks()   # forget what a given cell or an earlier test cell recorded
     sys.stdout, sys.stderr = stdout, stderr
     try:
         value = _run(message["source"], filename, namespace)
@@ -414,7 +427,11 @@ def _test(message: dict, namespace: dict) -> dict:
         verdict = {"by": by, "line": line}
         if by == "helper":
             verdict["message"] = evalue.splitlines()[0][:MAX_MESSAGE] if evalue else ""
-    elif value is not None:
+    else:
+        failed = _failed_checks()
+        if failed:   # partial credit: what dlcourse.testing.Checks recorded for each failed check, in this process
+            verdict = {"by": "helper", "message": " | ".join(failed)[:MAX_MESSAGE]}
+    if error is None and value is not None:
         try:
             text = repr(value)[:10_000]
         except Exception:   # a handle whose repr fails

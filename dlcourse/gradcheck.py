@@ -21,6 +21,8 @@ from typing import Callable, Mapping
 
 import numpy as np
 
+from dlcourse.testing import CheckFailure
+
 __all__ = [
     "GradientCheckError",
     "GradientReport",
@@ -34,7 +36,7 @@ __all__ = [
 DEFAULT_TOLERANCE = 1e-5
 
 
-class GradientCheckError(AssertionError):
+class GradientCheckError(CheckFailure):
     """A hand-written gradient disagrees with finite differences."""
 
 
@@ -129,8 +131,12 @@ def relative_error(analytic: np.ndarray, numeric: np.ndarray, eps: float = 1e-12
     return np.abs(analytic - numeric) / np.maximum(np.abs(analytic) + np.abs(numeric), eps)
 
 
-def _diagnose(analytic: np.ndarray, numeric: np.ndarray) -> list[str]:
-    """Name the usual causes of a failing check from the pattern of the disagreement."""
+def _diagnose(analytic: np.ndarray, numeric: np.ndarray, point: np.ndarray | None = None) -> list[str]:
+    """Name the usual causes of a failing check from the pattern of the disagreement.
+
+    ``point`` is the parameter the gradient is taken at, when known: a difference proportional to it is the
+    signature of an L2 regularisation term (``reg * sum(W**2)`` has the gradient ``2 * reg * W``).
+    """
     hints = []
     if analytic.shape != numeric.shape:
         if analytic.shape == numeric.shape[::-1]:
@@ -150,6 +156,19 @@ def _diagnose(analytic: np.ndarray, numeric: np.ndarray) -> list[str]:
                          f"missing factor 2 (d/dx x**2 = 2x)")
         else:
             hints.append(f"the gradient is off by a constant factor {scale:.4g}")
+    if point is not None and np.shape(point) == analytic.shape and np.any(point != 0):
+        missing = (n - a)
+        p = np.asarray(point, dtype=np.float64).ravel()
+        ratio = float(np.dot(missing, p) / np.dot(p, p))
+        if abs(ratio) > 1e-12 and np.allclose(missing, ratio * p, rtol=1e-4, atol=1e-9):
+            if ratio > 0:
+                hints.append(f"the missing part is proportional to the parameter itself ({ratio:.4g} times it): "
+                             f"the gradient of the regularisation term is missing (for a loss "
+                             f"0.5 * reg * sum(W**2) it is reg * W); a check with reg=0 passes")
+            else:
+                hints.append(f"the extra part is proportional to the parameter itself ({-ratio:.4g} times it): "
+                             f"the regularisation gradient is counted twice, too large, or added to a parameter "
+                             f"that is not regularised")
     if analytic.ndim == 2 and analytic.shape[0] == analytic.shape[1] and np.allclose(analytic.T, numeric):
         hints.append("the gradient is the transpose of the right one: swap the operands of the matrix product")
     if np.all(a == 0) and np.any(n != 0):
@@ -165,8 +184,11 @@ def _diagnose(analytic: np.ndarray, numeric: np.ndarray) -> list[str]:
 
 
 def compare_gradients(analytic: np.ndarray, numeric: np.ndarray, name: str = "gradient",
-                      tolerance: float = DEFAULT_TOLERANCE) -> GradientReport:
-    """Compare two gradients and return a :class:`GradientReport` (does not raise)."""
+                      tolerance: float = DEFAULT_TOLERANCE, point: np.ndarray | None = None) -> GradientReport:
+    """Compare two gradients and return a :class:`GradientReport` (does not raise).
+
+    ``point``, the value the gradient is taken at, lets the hints recognise a missing regularisation term.
+    """
     analytic = np.asarray(analytic, dtype=np.float64)
     numeric = np.asarray(numeric, dtype=np.float64)
     if analytic.shape != numeric.shape:
@@ -182,7 +204,7 @@ def compare_gradients(analytic: np.ndarray, numeric: np.ndarray, name: str = "gr
     report = GradientReport(name, float(errors[worst]), tuple(int(i) for i in worst),
                             float(analytic[worst]), float(numeric[worst]), tolerance, [])
     if not report.ok:
-        report.hints = _diagnose(analytic, numeric)
+        report.hints = _diagnose(analytic, numeric, point)
     return report
 
 
@@ -194,7 +216,7 @@ def check_gradient(f: Callable[[np.ndarray], float], x: np.ndarray, analytic: np
         GradientCheckError: naming the worst element, its index and the likely causes.
     """
     x = np.array(x, dtype=np.float64)
-    report = compare_gradients(analytic, finite_difference_gradient(f, x, h), f"d{name}", tolerance)
+    report = compare_gradients(analytic, finite_difference_gradient(f, x, h), f"d{name}", tolerance, point=x)
     if not report.ok:
         raise GradientCheckError(str(report))
     return report
@@ -213,7 +235,8 @@ def check_backward(fn: Callable[..., np.ndarray], inputs: Mapping[str, np.ndarra
     """
     inputs = {k: np.array(v, dtype=np.float64) if isinstance(v, np.ndarray) else v for k, v in inputs.items()}
     numeric = numerical_backward(fn, inputs, np.asarray(dout, dtype=np.float64), h)
-    reports = {name: compare_gradients(analytic[name], numeric[name], f"d{name}", tolerance) for name in numeric}
+    reports = {name: compare_gradients(analytic[name], numeric[name], f"d{name}", tolerance, point=inputs[name])
+               for name in numeric}
     failed = [str(r) for r in reports.values() if not r.ok]
     if failed:
         raise GradientCheckError("\n".join(failed))

@@ -4,7 +4,8 @@ For each assignment in solutions/ the grade test builds a folder of submissions 
 - `correct`: the released notebook with the reference solutions filled in — must score full marks;
 - `student`: the released notebook untouched — must score 0, graded without crashing;
 - `mutant-<bug>`: the correct submission with one wrong function from tests/mutants/<assignment>/<bug>.py —
-  must lose points.
+  must lose points, and only in the test cells of the functions it redefines (one bug, one test: a test of a
+  function that builds on another accepts the result built on the student's own version of the other).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import ast
 import csv
 import filecmp
+import json
 import shutil
 from pathlib import Path
 
@@ -25,6 +27,22 @@ from conftest import ROOT, run_autograder
 
 ASSIGNMENTS = assignments()
 MUTANTS = ROOT / "tests" / "mutants"
+
+# The most points any single one-bug submission loses, per assignment (measured; a change in points or tests that
+# makes one bug cost more shows here). 06-cnn's mutants each break one layer, whose test alone they fail (not
+# recorded here: its grading test trains a network per submission for minutes).
+MAX_POINTS_LOST = {"01-losses": 3.0, "02-gradient-descent": 3.0, "03-backprop": 3.33, "04-numpy-net": 3.57,
+                   "05-pytorch": 6.0}
+
+
+# Test cells that grade a function without being named after it: the training test of a network class.
+ALSO_TESTED_BY = {"MLP": {"test_training"}, "ConvNet": {"test_training"}}
+
+
+def tests_of(function: str, test_ids: list[str]) -> set[str]:
+    """The test cells that grade ``function``: test_<function>, test_<function>_<part>, and ALSO_TESTED_BY."""
+    return {t for t in test_ids if t == f"test_{function}" or t.startswith(f"test_{function}_")
+            or t in ALSO_TESTED_BY.get(function, set())}
 
 
 def mutant_files(assignment: str) -> list[Path]:
@@ -97,3 +115,17 @@ def test_grading_scores_correct_student_and_wrong_submissions(assignment, tmp_pa
     survivors = [f"{sid} ({bug})" for sid, bug in bugs.items()
                  if float(rows[sid]["score"]) >= float(rows[sid]["max_score"])]
     assert not survivors, f"wrong submissions that kept full marks: {survivors}"
+
+    if assignment not in MAX_POINTS_LOST:
+        return
+    lost = {}
+    for path in mutant_files(assignment):
+        record = json.loads((Path(grading_env["DLCOURSE_GRADING_DIR"]) / "results" / assignment /
+                             f"mutant-{path.stem}.json").read_text())
+        tests = [t for notebook in record["notebooks"] for t in notebook["tests"]]
+        allowed = set().union(*(tests_of(f, [t["grade_id"] for t in tests]) for f in split_mutant(path)[1]))
+        elsewhere = {t["grade_id"]: t["points"] - t["score"] for t in tests
+                     if t["score"] < t["points"] and t["grade_id"] not in allowed}
+        assert not elsewhere, f"{path.stem} ({bugs['mutant-' + path.stem]}) also lost points in {elsewhere}"
+        lost[path.stem] = sum(t["points"] - t["score"] for t in tests)
+    assert round(max(lost.values()), 2) == MAX_POINTS_LOST[assignment], f"points lost per mutant: {lost}"

@@ -66,3 +66,17 @@ def test_relative_error_is_symmetric_and_bounded():
     a, b = np.array([1.0, 2.0, -3.0]), np.array([1.0, -2.0, -3.5])
     assert np.allclose(relative_error(a, b), relative_error(b, a))
     assert relative_error(a, b)[0] == 0 and relative_error(a, b)[1] == 1
+
+
+def test_missing_regularisation_gradient_is_named():
+    """A gradient without its L2 term passes at reg=0 and fails at reg>0: does the hint name the regulariser?"""
+    rng = np.random.default_rng(0)
+    W, A = rng.normal(size=(3, 4)), rng.normal(size=(3, 4))
+    for reg in [0.0, 0.7]:
+        def loss(v, reg=reg):
+            return float(np.sum(A * v) + 0.5 * reg * np.sum(v * v))
+        if reg == 0:
+            check_gradient(loss, W, A, name="W")
+        else:
+            with pytest.raises(GradientCheckError, match="regularisation term is missing"):
+                check_gradient(loss, W, A, name="W")

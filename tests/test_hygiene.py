@@ -86,8 +86,13 @@ def test_source_notebook_grading_metadata(path):
             assert meta.get("locked") and meta.get("points", 0) > 0, meta["grade_id"]
             assert meta["grade_id"].startswith("test_"), meta["grade_id"]
             body = ast.parse(cell.source.replace("### BEGIN HIDDEN TESTS", "").replace("### END HIDDEN TESTS", ""))
-            assert not yields_a_value(body.body[-1]), \
-                f"{meta['grade_id']}: a test cell's last line must not be an expression (it is read as a score)"
+            last = body.body[-1]
+            if scored_points(last) is not None:   # partial credit: `checks.score(points)` with the cell's points
+                assert scored_points(last) == meta["points"], \
+                    f"{meta['grade_id']}: checks.score({scored_points(last)}) but the cell is worth {meta['points']}"
+            else:
+                assert not yields_a_value(last), \
+                    f"{meta['grade_id']}: a test cell's last line must not be an expression (it is read as a score)"
             assert "np.allclose" not in cell.source and "np.testing" not in cell.source, \
                 f"{meta['grade_id']}: use dlcourse.testing assertions (robust to monkeypatching)"
 
@@ -120,6 +125,17 @@ def yields_a_value(statement: ast.stmt) -> bool:
         name = call.func.id if isinstance(call.func, ast.Name) else getattr(call.func, "attr", "")
         return not name.startswith("assert")
     return True
+
+
+def scored_points(statement: ast.stmt) -> float | None:
+    """N when the statement is `checks.score(N)` (the cell's partial credit, see dlcourse.testing), else None."""
+    if isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Call):
+        call = statement.value
+        if isinstance(call.func, ast.Attribute) and call.func.attr == "score" and \
+                isinstance(call.func.value, ast.Name) and call.func.value.id == "checks" and \
+                len(call.args) == 1 and isinstance(call.args[0], ast.Constant):
+            return call.args[0].value
+    return None
 
 
 def json_escaped(text: str) -> str:

@@ -69,9 +69,10 @@ def test_every_submission_gets_its_expected_score(batch):
         if case.isolated and not isolated:
             continue   # without bubblewrap the snooper may read the solutions: see test_sandbox_hides_...
         assert float(row["score"]) == case.score, f"{case.student_id} ({case.why}): {row}"
-        for test, points in POINTS.items():
-            expected = 0 if test in case.failing else points
-            assert float(row[test] or 0) == expected, f"{case.student_id} ({case.why}): {test} in {row}"
+        for test, points in POINTS.items():   # a failing test cell loses points (all, or some: partial credit)
+            score = float(row[test] or 0)
+            assert score < points if test in case.failing else score == points, \
+                f"{case.student_id} ({case.why}): {test} in {row}"
         for flag in case.flags:
             assert flag in row["notes"], f"{case.student_id}: {flag!r} not in {row['notes']!r}"
 
@@ -88,7 +89,8 @@ def test_stderr_is_set_aside_but_failures_still_count(batch):
     assert set(record["notebooks"][0]["stderr_set_aside"]) >= {"test_mse_loss", "test_error_rate"}
     graded = nbformat.read(batch["dir"] / "autograded" / "stderr" / ASSIGNMENT / NOTEBOOK, as_version=4)
     aside = [c.metadata["autograder"]["stderr"] for c in graded.cells if "stderr" in c.metadata.get("autograder", {})]
-    assert any("UserWarning" in text for text in aside) and any("counting" in text for text in aside)
+    # (A warning raised inside a check of dlcourse.testing.Checks is silenced there and never reaches stderr.)
+    assert any("counting" in text for text in aside)
     # The failing softmax of `partial` warned on stderr too: its error output still scores 0.
     assert float(batch["rows"]["partial"]["test_softmax"]) == 0
 
@@ -139,8 +141,10 @@ def test_feedback_never_shows_hidden_tests(batch):
     # What the course's assertion helper said in the trusted runner (issue 12's hidden-failure messages).
     assert "What the check said:" in hidden and "softmax of logits as large as 1e4 contains nan" in hidden
     leaky = (batch["dir"] / "feedback" / "leaky" / ASSIGNMENT / "losses.html").read_text()
-    # The test cells ran outside the kernel: the submission's message (from IPython's history) is never shown.
-    assert "mse_grad raised AssertionError" in leaky and "What the check said" not in leaky
+    # The test cells ran outside the kernel, and their checks never echo what student code raised
+    # (dlcourse.testing.Checks): only its type, never the encoded payload or the hidden tests.
+    assert "raised AssertionError" in leaky
+    assert "Checks() |" not in leaky and "BEGIN HIDDEN TESTS" not in leaky   # the message joins lines with " | "
     visible = (batch["dir"] / "feedback" / "partial" / ASSIGNMENT / "losses.html").read_text()
     assert "mae_loss of the worked example is wrong" in visible   # a visible failure shows its message
 
@@ -170,7 +174,7 @@ def test_export_has_nbgrader_columns_per_test_points_and_lms_files(batch):
     assert ['Doe, "JD", Jane', "", "", "correct", "", "15"] in canvas
     with (folder / "moodle.csv").open(newline="") as handle:
         moodle = {row["Identifier"]: row for row in csv.DictReader(handle)}
-    assert moodle["partial"]["Grade"] == "8" and "test_softmax: failed" in moodle["partial"]["Feedback comments"]
+    assert moodle["partial"]["Grade"] == "11" and "test_softmax: failed" in moodle["partial"]["Feedback comments"]
 
 
 def test_report_item_analysis(batch):

@@ -29,7 +29,8 @@ def write(folder: Path, submissions: dict[str, nbformat.NotebookNode]) -> None:
 
 
 def well_formed() -> dict[str, nbformat.NotebookNode]:
-    """Submissions stock nbgrader grades correctly: right, blank, and wrong in visible and in hidden tests."""
+    """Submissions stock nbgrader grades correctly: right, blank, and wrong in visible and in hidden tests, some
+    of them with partial credit in a cell."""
     mutants = ROOT / "tests" / "mutants" / ASSIGNMENT
     return {
         "correct": build_submission(ASSIGNMENT),
@@ -79,6 +80,9 @@ for student in {sorted(submissions)!r}:
     expected = cell_scores(stock_dir / "gradebook.db")
     assert len(expected) == 7 * len(submissions)
     assert 0 < sum(expected.values()) < 15 * len(submissions)   # the cases differ: some tests fail
+    # Partial credit (dlcourse.testing.Checks): the unstable softmax fails only the check of huge logits.
+    assert 0 < expected[("softmax-unstable", "test_softmax")] < 3
+    assert expected[("softmax-unstable", "test_cross_entropy_grad")] == 3   # its softmax bug is charged once
     assert cell_scores(tmp_path / "ours" / "gradebook.db") == expected
 
 

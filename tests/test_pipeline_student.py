@@ -78,7 +78,7 @@ def test_check_names_every_problem_in_plain_words(tmp_path, monkeypatch):
     for words in ["'test_mse_loss' appears 2 times", "'test_softmax' is missing",
                   "looks like the test cell 'test_error_rate' but lost its grading information", "'mae_loss' still contains",
                   "named 'Copy of losses.ipynb': submit it as 'losses.ipynb'",
-                  "FIX test_mae_loss (1 point): AssertionError"]:
+                  "FIX test_mae_loss (0 of 1 point): the worked example: mae_loss of the worked example is wrong"]:
         assert words in out, f"{words!r} not in:\n{out}"
     assert "Fix these before you submit" in out
 

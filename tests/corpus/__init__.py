@@ -204,12 +204,12 @@ def all_cases(paths: dict[str, Path]) -> list[Case]:
         Case("correct", "the reference solutions", lambda p: _notebook(correct()), FULL),
         Case("blank", "the student notebook as released", _student, 0.0, set(POINTS)),
         Case("partial", "mae_loss squares; softmax normalises along axis 0 and warns on stderr",
-             lambda p: _notebook(correct({"mae_loss": MUTANT_MAE, "softmax": MUTANT_SOFTMAX})), 8.0,
-             {"test_mae_loss", "test_softmax", "test_cross_entropy_grad"}),
-        Case("hidden-failure", "softmax overflows for huge logits: only hidden tests fail (test_softmax and "
-             "test_cross_entropy_grad, which calls softmax)",
-             lambda p: _notebook(correct({"softmax": UNSTABLE_SOFTMAX})), FULL - 6,
-             {"test_softmax", "test_cross_entropy_grad"}),
+             lambda p: _notebook(correct({"mae_loss": MUTANT_MAE, "softmax": MUTANT_SOFTMAX})), 11.0,
+             {"test_mae_loss", "test_softmax"}),   # cross_entropy_grad is right given its softmax: one bug, one test
+        Case("hidden-failure", "softmax overflows for huge logits: only a hidden check of test_softmax fails "
+             "(partial credit, 6 of its 7 checks; test_cross_entropy_grad is not charged for it)",
+             lambda p: _notebook(correct({"softmax": UNSTABLE_SOFTMAX})), FULL - 3 + 2.57,
+             {"test_softmax"}),
         Case("stderr", "correct, with a warning, stderr prints and a tqdm bar inside graded functions",
              lambda p: _notebook(correct(STDERR)), FULL),
         Case("duplicated", "a copied test cell and a copied answer cell (duplicate grade_ids)", _duplicated, FULL,
@@ -243,7 +243,7 @@ def all_cases(paths: dict[str, Path]) -> list[Case]:
         Case("snooper", "reads solutions/ and the gradebook, opens a connection; right only if any works",
              _snooping(paths), FULL - 1, {"test_mae_loss"}, isolated=True),
         Case("tamper", "wrong mse_loss hidden behind patched comparison helpers and redefined assertions",
-             lambda p: _notebook(correct({"mse_loss": TAMPER})), FULL - 2, {"test_mse_loss"},
+             lambda p: _notebook(correct({"mse_loss": TAMPER})), FULL - 1.25, {"test_mse_loss"},   # partial credit
              flags=("tampering flagged",)),
         Case("leaky", "mse_grad raises with the running test cell's source, hidden tests included",
              lambda p: _notebook(correct({"mse_grad": LEAKY})), FULL - 2, {"test_mse_grad"}),
