@@ -31,6 +31,8 @@ import pickle
 import sys
 import traceback
 
+from dlcourse.testing import ReportedError
+
 HELPER_FILES = (os.sep + os.path.join("dlcourse", "testing.py"), os.sep + os.path.join("dlcourse", "gradcheck.py"))
 # Course helpers that can only do their work inside the student's process (best-effort there, and flagged):
 # a check is called in the kernel on the student's objects; a context is entered in the kernel around every call
@@ -41,19 +43,22 @@ MAX_MESSAGE = 400
 MAX_ANSWER = 96 * 2**20
 
 
-class CellTimeoutError(Exception):
+# A timeout and a dead kernel stop the test cell (BaseException: the soft checks of dlcourse.testing.Checks let
+# them through), as a KeyboardInterrupt or a dead kernel does in nbgrader: the cell scores 0.
+class CellTimeoutError(BaseException):
     """The student's code did not return within the cell's time limit."""
 
 
-class KernelDiedError(Exception):
+class KernelDiedError(BaseException):
     """The student's kernel died while running a call."""
 
 
-class SubmissionError(Exception):
-    """The student's code raised an exception of its own class (its message is never read)."""
+class SubmissionError(ReportedError):
+    """The student's code raised an exception of its own class (its message is never read); the message of this
+    error is the runner's own report."""
 
 
-class GuardError(AssertionError):
+class GuardError(AssertionError, ReportedError):
     """A course check that runs in the student's kernel (``assert_torch_free``) failed there."""
 
 

@@ -42,7 +42,8 @@ from typing import Any, Iterator
 import numpy as _np
 
 __all__ = ["assert_close", "assert_shape", "assert_scalar", "assert_finite", "assert_unchanged",
-           "inputs_unchanged", "assert_raises", "assert_close_to_one_of", "CheckFailure", "Checks", "Outcome", "take_outcomes",
+           "inputs_unchanged", "assert_raises", "assert_close_to_one_of", "CheckFailure", "ReportedError", "Checks",
+           "Outcome", "take_outcomes",
            "FAILED_MARK", "MESSAGE_LIMIT"]
 
 FAILED_MARK = "[check failed]"   # starts the stdout line of every failed check
@@ -59,6 +60,11 @@ _FLOAT_MAX = float(_np.finfo(_np.float64).max)
 
 class CheckFailure(AssertionError):
     """A failed assertion of a test cell; its message is written by the course, never by student code."""
+
+
+class ReportedError(Exception):
+    """An error whose message the course wrote about the student's code, e.g. the grader's report that a call into
+    the student's process raised ("your softmax raised ValueError"): a check shows its message as it is."""
 
 
 def _type_name(value: Any) -> str:
@@ -276,6 +282,8 @@ def failure_message(error: BaseException, traceback=None) -> str:
     by_course = os.path.dirname(filename) == _PACKAGE_DIR
     if isinstance(error, AssertionError) and (by_course or in_block):
         return _cap(str(error) or "an assertion of the test failed")
+    if isinstance(error, ReportedError):
+        return _cap(str(error))
     kind = type(error).__name__
     named = kind if kind in _BUILTIN_EXCEPTIONS and type(error) is getattr(builtins, kind) else ""
     if in_block and isinstance(error, NameError) and getattr(error, "name", None):

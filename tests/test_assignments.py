@@ -39,7 +39,7 @@ MAX_POINTS_LOST = {"01-losses": 3.0, "02-gradient-descent": 3.0, "03-backprop": 
 ALSO_TESTED_BY = {"MLP": {"test_training"}, "ConvNet": {"test_training"}}
 
 
-def tests_of(function: str, test_ids: list[str]) -> set[str]:
+def graded_tests_of(function: str, test_ids: list[str]) -> set[str]:
     """The test cells that grade ``function``: test_<function>, test_<function>_<part>, and ALSO_TESTED_BY."""
     return {t for t in test_ids if t == f"test_{function}" or t.startswith(f"test_{function}_")
             or t in ALSO_TESTED_BY.get(function, set())}
@@ -123,7 +123,7 @@ def test_grading_scores_correct_student_and_wrong_submissions(assignment, tmp_pa
         record = json.loads((Path(grading_env["DLCOURSE_GRADING_DIR"]) / "results" / assignment /
                              f"mutant-{path.stem}.json").read_text())
         tests = [t for notebook in record["notebooks"] for t in notebook["tests"]]
-        allowed = set().union(*(tests_of(f, [t["grade_id"] for t in tests]) for f in split_mutant(path)[1]))
+        allowed = set().union(*(graded_tests_of(f, [t["grade_id"] for t in tests]) for f in split_mutant(path)[1]))
         elsewhere = {t["grade_id"]: t["points"] - t["score"] for t in tests
                      if t["score"] < t["points"] and t["grade_id"] not in allowed}
         assert not elsewhere, f"{path.stem} ({bugs['mutant-' + path.stem]}) also lost points in {elsewhere}"

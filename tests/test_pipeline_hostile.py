@@ -20,7 +20,7 @@ import pytest
 from autograder.feedback import hidden_lines
 from conftest import ROOT, run_autograder
 from corpus import ASSIGNMENT, NOTEBOOK, POINTS
-from corpus.hostile import write_hostile
+from corpus.hostile import HONEST, write_hostile
 
 pytestmark = pytest.mark.slow
 LIMITS = ["--timeout", "20", "--memory", "1024", "--processes", "32", "--workers", "2", "--no-progress"]
@@ -42,15 +42,29 @@ def _grade(tmp, prefix: list[str] | None = None):
 
 
 def _check_scores(cases, rows, result) -> None:
+    """Each case's scores; a cheat's (expected score HONEST) are, test by test, those of the honest-partial
+    control: the same honest work without the cheat, graded in the same batch."""
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
     assert set(rows) == {case.student_id for case in cases}
+    honest = rows["honest-partial"]
+    # The honest part: full points for the four done functions; the placeholders may earn partial credit
+    # (a check they happen to pass), never a whole test.
+    assert HONEST <= float(honest["score"]) < HONEST + 1, honest
     for case in cases:
         row = rows[case.student_id]
         assert row["status"] == case.status, f"{case.student_id} ({case.why}): {row}"
-        assert float(row["score"]) == case.score, f"{case.student_id} ({case.why}): {row}"
+        if case.score == HONEST:
+            assert float(row["score"]) == float(honest["score"]), f"{case.student_id} ({case.why}): {row}"
+        else:
+            assert float(row["score"]) == case.score, f"{case.student_id} ({case.why}): {row}"
         for test, points in POINTS.items():
-            expected = 0 if test in case.failing else points
-            assert float(row[test] or 0) == expected, f"{case.student_id} ({case.why}): {test} in {row}"
+            got = float(row[test] or 0)
+            if test not in case.failing:
+                assert got == points, f"{case.student_id} ({case.why}): {test} in {row}"
+            elif case.score == HONEST:
+                assert got == float(honest[test] or 0) < points, f"{case.student_id} ({case.why}): {test} in {row}"
+            else:
+                assert got < points, f"{case.student_id} ({case.why}): {test} in {row}"
         for flag in case.flags:
             assert flag in row["notes"], f"{case.student_id}: {flag!r} not in {row['notes']!r}"
 
@@ -63,7 +77,8 @@ def batch(tmp_path_factory):
 
 
 def test_every_cheat_scores_only_its_honest_part(batch):
-    """Does each cheat get exactly its honest 6/15, the honest control 15/15, each metadata edit only what it
+    """Does each cheat get exactly its honest part (6/15 plus the partial credit its placeholders earn, the score of
+    the same work without the cheat), the honest control 15/15, each metadata edit only what it
     touches (here nothing), with the repairs noted?"""
     _check_scores(batch["cases"], batch["rows"], batch["result"])
 

@@ -3,7 +3,8 @@
 Every cheat does the honest work for mse_loss, mse_grad, mae_loss and error_rate (6 of 15 points) and returns
 wrong placeholders from softmax, cross_entropy_loss and cross_entropy_grad (9 points), then tries one way to make
 the tests of those pass anyway from inside the kernel. With the verdict computed outside the kernel, each must get
-exactly its honest 6 points; the honest control in the same batch gets 15.
+exactly its honest part: 6 points, plus the partial credit its placeholders earn on their own (the score of the
+same work without the cheat, `honest-partial`); the honest control in the same batch gets 15.
 """
 
 from __future__ import annotations
