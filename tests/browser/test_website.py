@@ -16,6 +16,7 @@ from urllib.parse import parse_qs, quote, unquote, urlparse
 import nbformat
 import pytest
 
+from autograder.release import needs_gpu
 from dlcourse.course import load_config
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -150,13 +151,17 @@ def check_launch_links(hrefs: list[str], notebook: str) -> list[str]:
 
 
 def chapter_link_problems(page, docname: str) -> list[str]:
-    """The launch menu opens this chapter's notebook in Colab (which offers a GPU) and on JupyterHub."""
+    """The launch menu opens this chapter's notebook in Colab (which offers a GPU exactly where the chapter trains
+    with PyTorch) and on JupyterHub."""
     hrefs = page.evaluate("() => [...document.querySelectorAll('a[href]')].map(a => a.href)")
     notebook = f"{docname}.ipynb"
     found = check_launch_links(hrefs, notebook)
-    metadata = nbformat.read(_notebook(notebook), as_version=4).metadata
-    if metadata.get("accelerator") != "GPU":
-        found.append(f'{notebook} lacks the notebook metadata "accelerator": "GPU", so Colab offers no GPU')
+    nb = nbformat.read(_notebook(notebook), as_version=4)
+    asks = nb.metadata.get("accelerator") == "GPU"
+    if asks != needs_gpu(nb):
+        found.append(f'{notebook}: the notebook metadata "accelerator": "GPU" is {"set" if asks else "missing"}, '
+                     f'but the chapter {"does not train" if asks else "trains"} with PyTorch (run `python -m '
+                     f'autograder sync`)')
     return found
 
 
