@@ -120,7 +120,10 @@ class PageLog:
                 + [f"request outside the site (blocked): {r}" for r in self.blocked_requests])
 
 
-@pytest.fixture(scope="session")
+# The browser lives as long as the browser tests (package scope), not the session: Playwright's sync API keeps an
+# asyncio loop running in this thread, and later tests' asyncio.run() (and the hub test's own Playwright) refuse
+# to start inside it.
+@pytest.fixture(scope="package")
 def browser():
     if not CHROMIUM.is_file():
         pytest.fail(f"{CHROMIUM} is missing: run .ci/install-system-packages (Debian's chromium package)")
@@ -132,7 +135,7 @@ def browser():
         chromium.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser_contexts(browser):
     """One browser context per colour scheme, shared by the tests (a context takes half a second to make)."""
     contexts = {scheme: browser.new_context(color_scheme=scheme, viewport={"width": 1280, "height": 900})
