@@ -4,11 +4,12 @@ PYTHON := $(VENV)/bin/python
 # Tools of the virtual environment first: nbgrader needs `alembic` on PATH.
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: help setup book test release serve clean
+.PHONY: help setup book test check release serve clean
 
 help:
 	@echo "make book     set up, then build the website into _build/html"
-	@echo "make test     set up, then run the whole test suite"
+	@echo "make test     set up, then run the whole test suite (every core)"
+	@echo "make check    the unit tier only: the inner loop while you work (about a minute)"
 	@echo "make release  regenerate exercises/ from solutions/"
 	@echo "make serve    serve _build/html on http://127.0.0.1:8000"
 	@echo "make clean    remove the build and the execution cache"
@@ -37,8 +38,13 @@ book: setup
 	DLCOURSE_STATIC_WIDGETS=1 $(VENV)/bin/jupyter-book build . -W --keep-going
 	@echo "Book built: open _build/html/index.html"
 
+# pytest-xdist, one worker per core; tests/conftest.py keeps the book and browser tests on one worker (one build)
+# and the hub tests on one worker (local accounts).
 test: setup
-	$(PYTHON) -m pytest
+	$(PYTHON) -m pytest -n auto --dist loadgroup
+
+check: setup
+	$(PYTHON) -m pytest -m unit -n auto
 
 release: setup
 	$(PYTHON) -m autograder release

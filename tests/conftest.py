@@ -13,6 +13,22 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 SESSION_START = time.time()
+# The tiers of the suite (pyproject.toml registers them): a test file or test says which of the last four it
+# belongs to; every other test is a unit test, which `make check` runs as the inner loop.
+TIERS = ("unit", "grading", "book", "browser", "hub")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark unit tests, and keep work that must not be split across pytest-xdist workers on one worker each:
+    the tests that read the built book (one build, then the browser) and the JupyterHub tests (local accounts)."""
+    for item in items:
+        tiers = {m.name for m in item.iter_markers()} & set(TIERS)
+        if not tiers:
+            item.add_marker(pytest.mark.unit)
+        if "hub" in tiers or "tests/hub/" in item.nodeid:
+            item.add_marker(pytest.mark.xdist_group("hub"))
+        elif "built_book" in getattr(item, "fixturenames", ()) or "browser" in tiers:
+            item.add_marker(pytest.mark.xdist_group("book"))
 
 
 @pytest.fixture

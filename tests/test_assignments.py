@@ -85,7 +85,7 @@ def test_mutants_are_well_formed(assignment):
         build_submission(assignment, definitions)
 
 
-@pytest.mark.slow
+@pytest.mark.grading
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
 def test_grading_scores_correct_student_and_wrong_submissions(assignment, tmp_path, grading_env):
     """Full marks for the solution, 0 for the blank student notebook, fewer points for every one-bug variant."""

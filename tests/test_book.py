@@ -8,7 +8,7 @@ import pytest
 
 from test_hygiene import toc_files
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.book
 
 
 def test_every_page_of_the_table_of_contents_is_built(built_book):

@@ -38,6 +38,7 @@ def test_default_notebooks_are_the_torch_chapters_and_both_pytorch_solutions():
     assert "book/01-ml-recipe.ipynb" not in names   # no torch there
 
 
+@pytest.mark.grading
 def test_gpu_check_runs_on_the_cpu_and_reports_each_notebook(tmp_path):
     good = write(tmp_path / "good.ipynb", [
         nbformat.v4.new_code_cell("import torch\nfrom dlcourse.torch_utils import training_budget\n"
@@ -68,6 +69,7 @@ def test_gpu_check_runs_on_the_cpu_and_reports_each_notebook(tmp_path):
     assert "| pass | 1/1 | cpu |" in table and "FAIL (cell 1: AssertionError: wrong)" in table
 
 
+@pytest.mark.grading
 def test_without_cuda_it_says_so_and_runs_nothing(tmp_path):
     import torch
 

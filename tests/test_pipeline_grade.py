@@ -21,7 +21,7 @@ from autograder.sandbox import bubblewrap_works, processes_can_be_limited
 from conftest import ROOT, run_autograder
 from corpus import ASSIGNMENT, NOTEBOOK, POINTS, write_submissions
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.grading
 LIMITS = ["--timeout", "10", "--memory", "1024", "--processes", "32", "--workers", "2"]
 
 

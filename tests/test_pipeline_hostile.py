@@ -22,7 +22,7 @@ from conftest import ROOT, run_autograder
 from corpus import ASSIGNMENT, NOTEBOOK, POINTS
 from corpus.hostile import HONEST, write_hostile
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.grading
 LIMITS = ["--timeout", "20", "--memory", "1024", "--processes", "32", "--workers", "2", "--no-progress"]
 
 

@@ -105,7 +105,7 @@ def test_check_is_silent_during_grading(tmp_path, monkeypatch):
     assert out.getvalue() == ""
 
 
-@pytest.mark.slow
+@pytest.mark.grading
 def test_check_cell_in_a_real_kernel(tmp_path):
     """In a Jupyter kernel told its notebook's path (as Jupyter Server does), does the last cell report?"""
     path = tmp_path / NOTEBOOK

@@ -28,7 +28,8 @@ from autograder.sandbox import Limits, OutputBudget, Slot, SubmissionCgroup, bub
 from autograder.zygote import seccomp_program
 from conftest import ROOT
 
-pytestmark = pytest.mark.skipif(not bubblewrap_works(), reason="bubblewrap cannot create a sandbox here")
+pytestmark = [pytest.mark.grading,
+              pytest.mark.skipif(not bubblewrap_works(), reason="bubblewrap cannot create a sandbox here")]
 
 LIMITS = Limits(memory_bytes=1024 * 2**20, processes=64, cpu_seconds=120, work_bytes=64 * 2**20,
                 tmp_bytes=64 * 2**20, output_bytes=4 * 2**20)

@@ -141,6 +141,7 @@ def test_checkpoint_then_fit_keeps_model_and_optimizer_on_one_device(tmp_path, o
 CHAPTER_PRELUDE = gpu_check.simulation_prelude(simulate=True, max_train_batches=2)
 
 
+@pytest.mark.book
 @pytest.mark.parametrize("chapter", ["08-pytorch", "10-practical-tricks"])
 def test_torch_chapter_runs_on_the_simulated_gpu(chapter):
     result = gpu_check.run_notebook(ROOT / "book" / f"{chapter}.ipynb", prelude=CHAPTER_PRELUDE, timeout=600)

@@ -17,7 +17,7 @@ from autograder.notebooks import build_submission, nbgrader_meta
 from conftest import ROOT
 from test_assignments import split_mutant
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.grading
 ASSIGNMENT = "01-losses"
 NOTEBOOK = "losses.ipynb"
 MUTANTS = ROOT / "tests" / "mutants" / ASSIGNMENT

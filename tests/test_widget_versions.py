@@ -49,6 +49,7 @@ def test_pyproject_accepts_colabs_ipywidgets():
     assert [d.replace(" ", "") for d in declared] == ["ipywidgets>=7.7,<9"]
 
 
+@pytest.mark.book
 def test_widget_and_progress_tests_pass_with_ipywidgets_7(widgets7):
     """The widget tests and the progress-bar tests, rerun in a process that imports ipywidgets 7.7.1."""
     assert ipywidgets_version(widgets7) == COLAB_IPYWIDGETS
@@ -78,6 +79,7 @@ def chapter_widget_notebook() -> nbformat.NotebookNode:
     return nb
 
 
+@pytest.mark.book
 @pytest.mark.parametrize("version", [COLAB_IPYWIDGETS, "8"])
 def test_chapter_widget_cell_displays_a_live_widget(version, widgets7):
     """Does a chapter's interactive figure, and a progress bar, display as a live widget (not an error) in a

@@ -10,7 +10,7 @@ from urllib.parse import unquote, urlparse
 
 import pytest
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.book
 
 # Attributes whose URL the browser follows or fetches.
 LINKING = {"a": "href", "link": "href", "img": "src", "script": "src", "source": "src", "iframe": "src"}

@@ -18,7 +18,7 @@ import pytest
 
 from answers import ASSIGNMENT, NOTEBOOK, ROOT, answered
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.grading
 COURSE = "dl-ground-up"
 
 

@@ -30,7 +30,7 @@ from hubtools import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, Account, Hub, _git
 from hubtools import hub  # noqa: F401 (the fixture: accounts, git daemon, hub and proxy, all removed afterwards)
 from dlcourse.course import load_config
 
-pytestmark = [pytest.mark.hub, pytest.mark.browser, pytest.mark.slow]
+pytestmark = [pytest.mark.hub, pytest.mark.browser, pytest.mark.grading]
 CHAPTER = "book/02-loss-functions.ipynb"
 PARTIAL_CREDIT = 1          # of test_softmax's 3 points, given by hand to bob
 COMMENT = "Right idea; subtract the row maximum before np.exp so that large logits do not overflow."
