@@ -49,8 +49,9 @@ import nbformat
 from nbformat import NotebookNode
 
 from autograder.execute import KERNEL_DIED, NOT_RUN, error_output, execute_notebook
-from autograder.nbgrader_api import NbgraderError, check, grading_dir, load_config, make_api, source_notebooks
-from autograder.notebooks import is_test, nbgrader_meta
+from autograder.layout import Layout
+from autograder.nbgrader_api import NbgraderError, check, load_config, make_api, source_notebooks
+from autograder.notebooks import MARKERS, is_test, nbgrader_meta
 from autograder.repair import Reference, Rejected, load_submission, repair
 from autograder.sandbox import Limits, SandboxError, SlotPool, bubblewrap_works, isolation_warning
 from autograder.store import (PIPELINE_VERSION, NotebookResult, Result, SafeCsvWriter, TestResult, file_digest,
@@ -67,7 +68,6 @@ StudentResult = Result   # the name the first version of this module used
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 _CELL_LINE = re.compile(r"Cell In\[\d*\], line (\d+)")
 MAX_EXPLANATION = 400   # characters of a course helper's message kept for the feedback
-_HIDDEN = re.compile(r"^\s*### (BEGIN|END) HIDDEN TESTS\s*$")
 
 
 @dataclass
@@ -168,6 +168,7 @@ class Grader:
         self.assignment = assignment
         self.settings = settings
         self.config = load_config()
+        self.layout = Layout.from_config(self.config)
         self.db_url = self.config.CourseDirectory.db_url
         self.sources = source_notebooks(assignment)
         self.names = [p.name for p in self.sources]
@@ -215,8 +216,8 @@ class Grader:
         """Create the assignment, its notebooks and checksums in the gradebook from ``solutions/`` (nbgrader's
         generate_assignment with a database) and keep the release it writes as the repair reference. Skipped
         when the sources have not changed since the last registration."""
-        release_dir = grading_dir(self.config) / "release"
-        marker = grading_dir(self.config) / "results" / self.assignment / ".registered"
+        release_dir = self.layout.release_root
+        marker = self.layout.registered(self.assignment)
         digest = file_digest(*self.sources, *self.shipped_files().values(), extra=self.db_url)
         released = [release_dir / self.assignment / name for name in self.names]
         if not (marker.is_file() and marker.read_text() == digest and all(p.is_file() for p in released)
@@ -491,7 +492,7 @@ def describe_partial_credit(cell: NotebookNode) -> tuple[str, str, bool]:
               for line in output.get("text", "").splitlines() if line.startswith(FAILED_MARK)]
     if not failed:
         return "failed", "the cell's last value was read as partial credit", False
-    visible_part = re.split(r"^\s*### BEGIN HIDDEN TESTS", cell.source, maxsplit=1, flags=re.M)[0]
+    visible_part = MARKERS.visible_tests(cell.source)
     visible_names = [match.group(2) for match in _CHECK_NAME.finditer(visible_part)]
     visible = [line for line in failed if any(line.startswith(f"{name}: ") for name in visible_names)]
     return "failed", (visible or failed)[0], not visible   # like an error: the first failure decides
@@ -516,15 +517,7 @@ def describe_failure(cell: NotebookNode) -> tuple[str, str, bool]:
     match = _CELL_LINE.search(traceback_text)
     hidden = True   # when the failing line is unknown, treat it as hidden: never show what we cannot place
     if match:
-        line = int(match.group(1))
-        inside, hidden = False, False
-        for number, text in enumerate(cell.source.splitlines(), start=1):
-            marker = _HIDDEN.match(text)
-            if marker:
-                inside = marker.group(1) == "BEGIN"
-            if number == line:
-                hidden = inside
-                break
+        hidden = MARKERS.in_hidden_tests(cell.source, int(match.group(1)))
     return "failed", message, hidden
 
 
@@ -563,6 +556,7 @@ def grade(assignment: str, submissions: Path | None = None, output: Path | None 
         report = collect(assignment, [Path(submissions)])
         if not report.accepted:
             raise NbgraderError(f"no submission of {assignment} found in {submissions}")
-    results = Grader(assignment, settings).grade_all()
-    output = output or grading_dir() / "grades" / f"{assignment}.csv"
+    grader = Grader(assignment, settings)
+    results = grader.grade_all()
+    output = output or grader.layout.grades(assignment)
     return results, write_csv(assignment, results, output)

@@ -21,7 +21,7 @@ from pathlib import Path
 import nbformat
 
 from autograder.nbgrader_api import ROOT, assignments, check, load_config, make_api
-from autograder.notebooks import is_answer, is_test, nbgrader_meta
+from autograder.notebooks import ReleasedNotebook, is_answer
 from dlcourse.course import SETUP_TAG, load_config as load_course_config, setup_cell_source
 from dlcourse.submission import CHECK_TAG, check_cell_source
 
@@ -85,14 +85,8 @@ def sync_setup_cells(root: Path = ROOT, check_only: bool = False) -> list[Path]:
 
 def expected_check_cell(nb: nbformat.NotebookNode, notebook_name: str) -> str:
     """The check cell's source for a source notebook: its nbgrader code cells with their kind or points."""
-    cells = {}
-    for cell in nb.cells:
-        meta = nbgrader_meta(cell)
-        grade_id = meta.get("grade_id")
-        if cell.cell_type != "code" or not grade_id or grade_id == CHECK_GRADE_ID:
-            continue
-        cells[grade_id] = meta.get("points", 0) if is_test(cell) else "answer" if is_answer(cell) else "locked"
-    return check_cell_source(notebook_name, cells)
+    return check_cell_source(notebook_name, ReleasedNotebook.from_node(notebook_name, nb).code_cells(
+        skip=[CHECK_GRADE_ID]))
 
 
 def sync_check_cells(names: list[str] | None = None, root: Path = ROOT, check_only: bool = False) -> list[Path]:

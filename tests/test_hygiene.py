@@ -11,7 +11,7 @@ import nbformat
 import pytest
 import yaml
 
-from autograder.notebooks import is_answer, is_test, nbgrader_meta
+from autograder.notebooks import MARKERS, is_answer, is_test, nbgrader_meta, secret_lines
 from autograder.release import needs_gpu, sync_setup_cells
 from dlcourse.course import SETUP_TAG
 from conftest import ROOT
@@ -101,19 +101,15 @@ def test_source_notebook_grading_metadata(path):
 def test_student_notebook_leaks_nothing(path):
     """Does the student version contain no solution and no hidden test?"""
     student = (ROOT / path).read_text(encoding="utf-8")
-    for marker in ["BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS"]:
+    for marker in MARKERS.texts:
         assert marker not in student
     source = read(path.replace("exercises/", "solutions/", 1))
-    region = re.compile(r"### BEGIN (?:SOLUTION|HIDDEN TESTS)\n(.*?)### END[^\n]*", re.S)
     # Text the source shows outside any region (a visible test's `with inputs_unchanged(x=x):`, a line of code
     # quoted by the instructions) is public.
-    public = "\n".join(region.sub("", cell.source) for cell in source.cells)
-    for cell in source.cells:
-        for hidden in region.findall(cell.source):
-            for line in hidden.splitlines():
-                line = line.strip()
-                if len(line) > 25 and line not in public:   # long enough to be specific to the solution
-                    assert json_escaped(line) not in student, f"leaked: {line}"
+    public = "\n".join(MARKERS.public(cell.source) for cell in source.cells)
+    for line in secret_lines(source.cells):   # long enough to be specific to the solution
+        if line not in public:
+            assert json_escaped(line) not in student, f"leaked: {line}"
 
 
 def yields_a_value(statement: ast.stmt) -> bool:
