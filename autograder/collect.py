@@ -47,7 +47,8 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO, Callable
 
-from autograder.nbgrader_api import NbgraderError, assignments, grading_dir, load_config, source_notebooks
+from autograder.layout import current
+from autograder.nbgrader_api import NbgraderError, assignments, source_notebooks
 from autograder.store import SafeCsvWriter, load_roster, printable, reports_dir, update_roster
 
 MiB = 2**20
@@ -711,9 +712,9 @@ def collect(assignment: str, inputs: list[Path], patterns: list[tuple[str, str]]
     _compile(patterns)
     expected = [p.name for p in source_notebooks(assignment)]
     notebook_names = _all_notebook_names()
-    config = load_config()
-    submitted = Path(config.CourseDirectory.submitted_directory)
-    kept = grading_dir(config) / "collected" / assignment
+    layout = current()
+    submitted = layout.submitted
+    kept = layout.collected(assignment)
     archives = _OpenArchives()
     with tempfile.TemporaryDirectory(prefix="collect-") as scratch:
         try:

@@ -36,7 +36,8 @@ import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from autograder.nbgrader_api import ROOT, NbgraderError, check, grading_dir, load_config, make_api, source_notebooks
+from autograder.layout import current
+from autograder.nbgrader_api import ROOT, NbgraderError, check, load_config, make_api, source_notebooks
 
 DEFAULT_ROOT = "/srv/nbgrader/exchange"
 
@@ -95,7 +96,7 @@ def release(assignment: str, exchange: Path, force: bool = False, duedate: str |
 
 # -- collect -----------------------------------------------------------------------------------------------------
 def staging_dir(assignment: str) -> Path:
-    return grading_dir() / "exchange" / assignment
+    return current().exchange(assignment)
 
 
 def _utc(when: dt.datetime) -> dt.datetime:
@@ -188,7 +189,7 @@ def _graded_submission(assignment: str, student_id: str) -> dict | None:
     index = staging_dir(assignment) / "submissions.json"
     if not index.is_file():
         return None
-    submitted = Path(load_config().CourseDirectory.submitted_directory) / student_id / assignment
+    submitted = current().submission(student_id, assignment)
     inbound = staging_dir(assignment) / "inbound"
     candidates = [s for s in json.loads(index.read_text()) if s["student_id"] == student_id and s["kept"]]
     for entry in sorted(candidates, key=lambda s: _parse_time(s["timestamp"]), reverse=True):
@@ -238,7 +239,7 @@ def release_feedback(assignment: str, exchange: Path) -> list[tuple[str, Path]]:
     if result.returncode != 0:
         raise NbgraderError(f"`python -m autograder feedback` failed:\n{result.stdout}{result.stderr}")
     config = load_config()
-    feedback = Path(config.CourseDirectory.feedback_directory)
+    feedback = current().feedback
     outbound = exchange / config.CourseDirectory.course_id / "feedback"
     if not (exchange / config.CourseDirectory.course_id).is_dir():
         raise NbgraderError(f"{exchange / config.CourseDirectory.course_id} does not exist: "

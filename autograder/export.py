@@ -19,6 +19,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from autograder.layout import Layout, current
+from autograder.nbgrader_api import AutograderError, source_notebooks
 from autograder.notebooks import ReleasedNotebook
 from autograder.store import SafeCsvDictWriter, SafeCsvWriter, load_results, load_roster
 
@@ -38,7 +39,13 @@ def gradebook_rows(assignment: str, layout: Layout | None = None) -> tuple[list[
     """
     from nbgrader.api import Gradebook
 
+    from nbgrader.api import MissingEntry
+
     layout = layout or current()
+    source_notebooks(assignment, layout.root)   # an unknown assignment: a clear error
+    if layout.gradebook is not None and not layout.gradebook.is_file():
+        raise AutograderError(f"no gradebook in {layout.grading}: grade {assignment} first "
+                              f"(`python -m autograder grade {assignment}`)")
     release = layout.release(assignment)
     tests = []
     notebooks = sorted(release.glob("*.ipynb"))
@@ -47,7 +54,11 @@ def gradebook_rows(assignment: str, layout: Layout | None = None) -> tuple[list[
         tests += [prefix + grade_id for grade_id in ReleasedNotebook.from_notebook(path).tests]
     rows = []
     with Gradebook(layout.db_url) as gradebook:
-        record = gradebook.find_assignment(assignment)
+        try:
+            record = gradebook.find_assignment(assignment)
+        except MissingEntry:
+            raise AutograderError(f"{assignment} is not in the gradebook: grade it first "
+                                  f"(`python -m autograder grade {assignment}`)") from None
         for submission in sorted(record.submissions, key=lambda s: s.student.id):
             student = submission.student
             row = {"assignment": assignment, "duedate": record.duedate or "",
@@ -64,6 +75,18 @@ def gradebook_rows(assignment: str, layout: Layout | None = None) -> tuple[list[
                         row[prefix + grade.name] = _number(grade.score)
             rows.append(row)
     return tests, rows
+
+
+def gradebook_scores(assignment: str, layout: Layout | None = None) -> dict[str, tuple[float, float, dict]]:
+    """``{student_id: (score before late penalty, max score, {test column: points})}`` from the gradebook (empty
+    when it has no such assignment)."""
+    try:
+        _, rows = gradebook_rows(assignment, layout)
+    except AutograderError:   # not graded yet
+        return {}
+    return {row["student_id"]: (float(row["raw_score"] or 0), float(row["max_score"] or 0),
+                                {k: float(v) for k, v in row.items() if k not in NBGRADER_COLUMNS and v != ""})
+            for row in rows}
 
 
 def export(assignment: str, canvas_column: str | None = None, layout: Layout | None = None) -> list[Path]:

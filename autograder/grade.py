@@ -529,8 +529,16 @@ def _progress(total: int, initial: int, assignment: str, enabled: bool):
 
 
 # -- the command ---------------------------------------------------------------------------------------------------
-def write_csv(assignment: str, results: list[Result], path: Path) -> Path:
-    """One row per student: totals, status and one column per test cell."""
+def write_csv(assignment: str, results: list[Result], path: Path, layout: Layout | None = None) -> Path:
+    """One row per student: totals, status and one column per test cell.
+
+    The scores are the gradebook's (:func:`autograder.export.gradebook_rows`, the source of truth of every grades
+    table), so manual grades entered in formgrader show here as in the export; a submission the gradebook does not
+    hold (a rejected file) keeps its record's.
+    """
+    from autograder.export import gradebook_scores
+
+    scores = gradebook_scores(assignment, layout)
     tests = list(dict.fromkeys(name for r in results for name in r.tests))
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="", encoding="utf-8") as handle:
@@ -538,8 +546,10 @@ def write_csv(assignment: str, results: list[Result], path: Path) -> Path:
         writer.writerow(["assignment", "student_id", "score", "max_score", "status", "notes", *tests])
         for r in results:
             notes = "; ".join(([r.reason] if r.reason else []) + r.flags)
-            writer.writerow([assignment, r.student_id, f"{r.score:g}", f"{r.max_score:g}", r.status, notes,
-                             *(f"{r.tests[t]:g}" if t in r.tests else "" for t in tests)])
+            score, max_score, by_test = scores.get(r.student_id, (r.score, r.max_score, {}))
+            by_test = {**r.tests, **{t: s for t, s in by_test.items() if t in r.tests}}
+            writer.writerow([assignment, r.student_id, f"{score:g}", f"{max_score:g}", r.status, notes,
+                             *(f"{by_test[t]:g}" if t in by_test else "" for t in tests)])
     return path
 
 
@@ -559,4 +569,4 @@ def grade(assignment: str, submissions: Path | None = None, output: Path | None 
     grader = Grader(assignment, settings)
     results = grader.grade_all()
     output = output or grader.layout.grades(assignment)
-    return results, write_csv(assignment, results, output)
+    return results, write_csv(assignment, results, output, grader.layout)
