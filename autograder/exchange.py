@@ -193,7 +193,8 @@ def _graded_submission(assignment: str, student_id: str) -> dict | None:
     inbound = staging_dir(assignment) / "inbound"
     candidates = [s for s in json.loads(index.read_text()) if s["student_id"] == student_id and s["kept"]]
     for entry in sorted(candidates, key=lambda s: _parse_time(s["timestamp"]), reverse=True):
-        if all((submitted / n).is_file() and (submitted / n).read_bytes() == (inbound / entry["folder"] / n).read_bytes()
+        if all((submitted / n).is_file()
+               and (submitted / n).read_bytes() == (inbound / entry["folder"] / n).read_bytes()
                for n in entry["notebooks"]):
             return entry
     return None

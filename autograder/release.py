@@ -3,7 +3,8 @@
 Steps, in order:
 1. sync the Colab setup cells of every notebook with ``_config.yml`` (the release must carry current settings),
    and its Colab accelerator metadata with what it does (only notebooks that train with
-   ``dlcourse.torch_utils`` ask Colab for a GPU), and the final pre-submission check cell of each released source notebook with its graded cells (the check
+   ``dlcourse.torch_utils`` ask Colab for a GPU), and the final pre-submission check cell of each released
+   source notebook with its graded cells (the check
    must know the cells the students receive);
 2. run nbgrader's ``generate_assignment`` without a database (releasing needs no gradebook; grading rebuilds
    the same checksums from the same sources);

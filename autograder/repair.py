@@ -134,7 +134,7 @@ def fix_kernelspec(nb: NotebookNode, reference: Reference) -> list[str]:
         return [f"no kernelspec: set to {expected.get('name')!r}"]
     if found.get("name") != expected.get("name"):
         return [f"foreign kernel {found.get('name')!r}: set to {expected.get('name')!r}"]
-    return [f"incomplete kernelspec (Colab omits 'language'): set to the course's"]
+    return ["incomplete kernelspec (Colab omits 'language'): set to the course's"]
 
 
 GRADE_KEYS = ("grade", "solution", "locked", "task", "points")

@@ -90,7 +90,8 @@ def _cell(text: str) -> str:
 
 
 def _link(text: str, url: str) -> str:
-    """A Markdown link; an HTML one for a URL with a query string, which MyST-Parser would escape twice (``&amp;amp;``)."""
+    """A Markdown link; an HTML one for a URL with a query string, which MyST-Parser would escape twice
+    (``&amp;amp;``)."""
     if "&" in url:
         return f'<a href="{html.escape(url)}">{html.escape(text)}</a>'
     return f"[{text}]({url})"
@@ -145,7 +146,8 @@ def render_page(assignment: Assignment, config: CourseConfig) -> str:
         "",
         "1. Open the notebook with one of the links above. On Colab, save a copy to your Drive first "
         "(*File → Save a copy in Drive*) so that your work is kept.",
-        "2. In each answer cell, replace `raise NotImplementedError(\"write ... here\")` with your code, then run the test cell "
+        "2. In each answer cell, replace `raise NotImplementedError(\"write ... here\")` with your code, then run the "
+        "test cell "
         "below it. Keep the function names and arguments; do not edit, copy or delete the test cells.",
         "3. Restart the kernel and run all cells (*Runtime → Restart and run all* on Colab, *Kernel → Restart "
         "Kernel and Run All Cells* in Jupyter): every test cell must run without an error. Passing the visible "

@@ -6,6 +6,7 @@ import ast
 import json
 import re
 import subprocess
+import sys
 
 import nbformat
 import pytest
@@ -166,3 +167,10 @@ def test_no_generated_or_private_files_are_tracked():
     forbidden = re.compile(r"(^|/)(__pycache__|\.ipynb_checkpoints|_build|\.jupyter_cache|\.venv|\.grading|"
                            r"node_modules)(/|$)|\.pyc$|gradebook\.db$")
     assert not [p for p in TRACKED if forbidden.search(p)]
+
+
+def test_ruff_is_clean():
+    """Does the Python code pass the linter with the configuration of pyproject.toml (`ruff check .`)?"""
+    result = subprocess.run([sys.executable, "-m", "ruff", "check", "--no-cache", "."], cwd=ROOT,
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
