@@ -82,16 +82,18 @@ def cmd_grade(args: argparse.Namespace) -> int:
 
 def cmd_feedback(args: argparse.Namespace) -> int:
     from autograder.feedback import write_feedback
+    from autograder.layout import current
 
-    paths = write_feedback(args.assignment)
+    paths = write_feedback(args.assignment, current())
     print(f"{len(paths)} feedback files written, e.g. {paths[0]}" if paths else "no graded submission yet")
     return 0
 
 
 def cmd_export(args: argparse.Namespace) -> int:
     from autograder.export import export
+    from autograder.layout import current
 
-    for path in export(args.assignment, canvas_column=args.canvas_column):
+    for path in export(args.assignment, canvas_column=args.canvas_column, layout=current()):
         print(f"written {path}")
     return 0
 

@@ -173,8 +173,8 @@ class Grader:
         self.sources = source_notebooks(assignment)
         self.names = [p.name for p in self.sources]
         self.source_dir = self.sources[0].parent
-        self.submitted = Path(self.config.CourseDirectory.submitted_directory)
-        self.autograded = Path(self.config.CourseDirectory.autograded_directory)
+        self.submitted = self.layout.submitted
+        self.autograded = self.layout.autograded
         self.timeout = settings.timeout if settings.timeout is not None else int(self.config.Execute.timeout)
         self.references: dict[str, Reference] = {}
         self.restore = _preprocessors(RESTORE_STEPS, self.config)
