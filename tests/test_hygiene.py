@@ -12,7 +12,7 @@ import nbformat
 import pytest
 import yaml
 
-from autograder.notebooks import MARKERS, is_answer, is_test, nbgrader_meta, secret_lines
+from autograder.notebooks import MARKERS, SOLUTION, is_answer, is_test, nbgrader_meta, secret_lines
 from autograder.release import needs_gpu, sync_setup_cells
 from dlcourse.course import SETUP_TAG
 from conftest import ROOT
@@ -82,11 +82,13 @@ def test_source_notebook_grading_metadata(path):
     for cell in nb.cells:
         meta = nbgrader_meta(cell)
         if is_answer(cell):
-            assert "### BEGIN SOLUTION" in cell.source and "### END SOLUTION" in cell.source, meta["grade_id"]
+            assert SOLUTION in [region.kind for region in MARKERS.regions(cell.source)], meta["grade_id"]
+            assert [MARKERS.match(line) for line in cell.source.splitlines() if MARKERS.match(line)][-1] == \
+                ("end", SOLUTION), f"{meta['grade_id']}: a solution region is not closed"
         if is_test(cell):
             assert meta.get("locked") and meta.get("points", 0) > 0, meta["grade_id"]
             assert meta["grade_id"].startswith("test_"), meta["grade_id"]
-            body = ast.parse(cell.source.replace("### BEGIN HIDDEN TESTS", "").replace("### END HIDDEN TESTS", ""))
+            body = ast.parse(MARKERS.strip(cell.source))
             last = body.body[-1]
             if scored_points(last) is not None:   # partial credit: `checks.score(points)` with the cell's points
                 assert scored_points(last) == meta["points"], \
