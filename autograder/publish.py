@@ -20,7 +20,7 @@ from pathlib import Path
 
 import nbformat
 
-from autograder.nbgrader_api import ROOT, NbgraderError
+from autograder.nbgrader_api import ROOT, AutograderError
 from autograder.notebooks import MARKERS, public_lines, specific_lines
 
 PUBLISHED = ["book", "exercises", "dlcourse", "_config.yml", "_toc.yml", "requirements.txt", "pyproject.toml",
@@ -91,10 +91,10 @@ def publish(dest: Path, root: Path = ROOT, force: bool = False) -> list[str]:
     """Write the student-facing copy into ``dest`` and verify it; return the files written."""
     dest, root = Path(dest).resolve(), root.resolve()
     if dest == root or dest in root.parents or root in dest.parents:
-        raise NbgraderError(f"{dest} is, holds or lies inside the course repository; choose a folder outside it")
+        raise AutograderError(f"{dest} is, holds or lies inside the course repository; choose a folder outside it")
     if dest.exists() and any(dest.iterdir()) and not ((dest / ".git").exists() or (dest / MARKER).exists()
                                                       or force):
-        raise NbgraderError(f"{dest} is not empty and is neither a git clone nor an earlier publish; "
+        raise AutograderError(f"{dest} is not empty and is neither a git clone nor an earlier publish; "
                             f"use --force to replace its content")
     files = published_files(root)                                                      # step 1
     dest.mkdir(parents=True, exist_ok=True)
@@ -110,6 +110,6 @@ def publish(dest: Path, root: Path = ROOT, force: bool = False) -> list[str]:
     if leaks:
         details = "\n".join(f"  {leak.path}: {leak.source}: {leak.lines[0][:80]!r} (+{len(leak.lines) - 1} lines)"
                             for leak in leaks)
-        raise NbgraderError(f"{len(leaks)} solution or hidden-test regions appear in {dest}; do not push it:\n"
+        raise AutograderError(f"{len(leaks)} solution or hidden-test regions appear in {dest}; do not push it:\n"
                             f"{details}")
     return files
