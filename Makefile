@@ -4,7 +4,7 @@ PYTHON := $(VENV)/bin/python
 # Tools of the virtual environment first: nbgrader needs `alembic` on PATH.
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: help setup book test check release serve clean
+.PHONY: help setup book book-cache test check release serve clean
 
 help:
 	@echo "make book     set up, then build the website into _build/html"
@@ -33,7 +33,18 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund
 	touch $@
 
-book: setup
+# The execution cache matches each chapter on its code only (MyST-NB). Like CI's cache key (pages.yml), it is
+# dropped when the helper package or the requirements change, so that no chapter keeps outputs of old helpers.
+CACHE_KEY := _build/.jupyter_cache.key
+book-cache:
+	@key=$$( (find dlcourse -name '*.py' -not -path '*/__pycache__/*' | LC_ALL=C sort | xargs sha256sum; \
+	          sha256sum requirements.txt) | sha256sum | cut -d' ' -f1); \
+	if [ "$$(cat $(CACHE_KEY) 2>/dev/null)" != "$$key" ]; then \
+	  if [ -d _build/.jupyter_cache ]; then echo "dlcourse/ or requirements.txt changed: execution cache dropped"; fi; \
+	  rm -rf _build/.jupyter_cache; mkdir -p _build; echo "$$key" > $(CACHE_KEY); \
+	fi
+
+book: setup book-cache
 	$(PYTHON) -m autograder pages
 	DLCOURSE_STATIC_WIDGETS=1 $(VENV)/bin/jupyter-book build . -W --keep-going
 	@echo "Book built: open _build/html/index.html"

@@ -1,4 +1,7 @@
-"""Command line: ``python -m autograder <command>``. Run from the repository root."""
+"""Command line: ``python -m autograder <command>``. Run from the repository root.
+
+A usage error (an unknown assignment, a missing folder or file, a bad option or setting) is printed as one line,
+``error: ...``, with exit status 2; ``-v`` (before the command) shows the traceback too."""
 
 from __future__ import annotations
 
@@ -6,7 +9,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from autograder.nbgrader_api import ROOT, NbgraderError, assignments
+from autograder.nbgrader_api import ROOT, AutograderError, assignments
 
 
 def cmd_release(args: argparse.Namespace) -> int:
@@ -79,16 +82,18 @@ def cmd_grade(args: argparse.Namespace) -> int:
 
 def cmd_feedback(args: argparse.Namespace) -> int:
     from autograder.feedback import write_feedback
+    from autograder.layout import current
 
-    paths = write_feedback(args.assignment)
+    paths = write_feedback(args.assignment, current())
     print(f"{len(paths)} feedback files written, e.g. {paths[0]}" if paths else "no graded submission yet")
     return 0
 
 
 def cmd_export(args: argparse.Namespace) -> int:
     from autograder.export import export
+    from autograder.layout import current
 
-    for path in export(args.assignment, canvas_column=args.canvas_column):
+    for path in export(args.assignment, canvas_column=args.canvas_column, layout=current()):
         print(f"written {path}")
     return 0
 
@@ -148,7 +153,9 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m autograder", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m autograder", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-v", "--verbose", action="store_true", help="show the traceback of an error")
     commands = parser.add_subparsers(dest="command", required=True)
 
     p = commands.add_parser("release", help="regenerate student notebooks in exercises/ from solutions/")
@@ -228,10 +235,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Errors an instructor can fix: the pipeline's own, and those of the files and settings it reads (a folder that
+# does not exist, a notebook without its setup cell, a bad _config.yml). Anything else is a bug: its traceback shows.
+USAGE_ERRORS = (AutograderError, OSError, ValueError)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
-    except NbgraderError as error:
-        print(f"error: {error}", file=sys.stderr)
+    except USAGE_ERRORS as error:
+        if args.verbose:
+            raise
+        if isinstance(error, AutograderError):   # its message says what to do
+            print(f"error: {error}", file=sys.stderr)
+        else:
+            print(f"error: {type(error).__name__}: {error} (-v shows the traceback)", file=sys.stderr)
         return 2

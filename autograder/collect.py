@@ -47,7 +47,8 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO, Callable
 
-from autograder.nbgrader_api import NbgraderError, assignments, grading_dir, load_config, source_notebooks
+from autograder.layout import current
+from autograder.nbgrader_api import AutograderError, assignments, source_notebooks
 from autograder.store import SafeCsvWriter, load_roster, printable, reports_dir, update_roster
 
 MiB = 2**20
@@ -283,7 +284,7 @@ class _Lister:
         try:
             listed = os.lstat(path)
         except FileNotFoundError:
-            raise NbgraderError(f"{label} does not exist") from None
+            raise AutograderError(f"{label} does not exist") from None
         self.inputs[index] = (path.name, stat.S_ISREG(listed.st_mode) and path.suffix.lower() == ".zip")
         if stat.S_ISLNK(listed.st_mode):
             self.reject(index, label, "a symbolic link: links are never followed (give the path of its target)")
@@ -691,9 +692,9 @@ def _compile(patterns: list[tuple[str, str]]) -> None:
         try:
             compiled = re.compile(pattern)
         except re.error as error:
-            raise NbgraderError(f"{label} {pattern!r} is not a regular expression: {error}") from None
+            raise AutograderError(f"{label} {pattern!r} is not a regular expression: {error}") from None
         if "student" not in compiled.groupindex and "lms_user_id" not in compiled.groupindex:
-            raise NbgraderError(f"{label} {pattern!r} has no (?P<student>...) group")
+            raise AutograderError(f"{label} {pattern!r} has no (?P<student>...) group")
 
 
 def collect(assignment: str, inputs: list[Path], patterns: list[tuple[str, str]] | None = None,
@@ -711,9 +712,9 @@ def collect(assignment: str, inputs: list[Path], patterns: list[tuple[str, str]]
     _compile(patterns)
     expected = [p.name for p in source_notebooks(assignment)]
     notebook_names = _all_notebook_names()
-    config = load_config()
-    submitted = Path(config.CourseDirectory.submitted_directory)
-    kept = grading_dir(config) / "collected" / assignment
+    layout = current()
+    submitted = layout.submitted
+    kept = layout.collected(assignment)
     archives = _OpenArchives()
     with tempfile.TemporaryDirectory(prefix="collect-") as scratch:
         try:

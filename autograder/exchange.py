@@ -36,7 +36,8 @@ import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from autograder.nbgrader_api import ROOT, NbgraderError, check, grading_dir, load_config, make_api, source_notebooks
+from autograder.layout import current
+from autograder.nbgrader_api import ROOT, AutograderError, check, load_config, make_api, source_notebooks
 
 DEFAULT_ROOT = "/srv/nbgrader/exchange"
 
@@ -77,9 +78,9 @@ def release(assignment: str, exchange: Path, force: bool = False, duedate: str |
     source_notebooks(assignment)            # a clear error for an unknown assignment
     released = ROOT / "exercises" / assignment
     if not released.is_dir():
-        raise NbgraderError(f"{released} does not exist: run `python -m autograder release {assignment}` first")
+        raise AutograderError(f"{released} does not exist: run `python -m autograder release {assignment}` first")
     if not exchange.is_dir():
-        raise NbgraderError(f"the exchange {exchange} does not exist: create it, mode 0777 "
+        raise AutograderError(f"the exchange {exchange} does not exist: create it, mode 0777 "
                             f"(mkdir -p {exchange} && chmod 777 {exchange})")
     config = _config(exchange, ExchangeReleaseAssignment={"force": force})
     api = make_api(config)
@@ -95,7 +96,7 @@ def release(assignment: str, exchange: Path, force: bool = False, duedate: str |
 
 # -- collect -----------------------------------------------------------------------------------------------------
 def staging_dir(assignment: str) -> Path:
-    return grading_dir() / "exchange" / assignment
+    return current().exchange(assignment)
 
 
 def _utc(when: dt.datetime) -> dt.datetime:
@@ -113,7 +114,7 @@ def inbound_submissions(assignment: str, exchange: Path) -> list[Submission]:
     """The submissions of ``assignment`` in the exchange's inbound folder, oldest first."""
     inbound = exchange / course_id() / "inbound"
     if not inbound.is_dir():
-        raise NbgraderError(f"{inbound} does not exist: release the assignment first "
+        raise AutograderError(f"{inbound} does not exist: release the assignment first "
                             f"(`python -m autograder exchange release {assignment}`)")
     name = re.compile(rf"(?P<student>.+?)\+{re.escape(assignment)}\+(?P<timestamp>[^+]+)(?:\+[^+]*)?")
     found = []
@@ -148,7 +149,7 @@ def collect(assignment: str, exchange: Path, before_duedate: bool = False) -> tu
     inbound = staging / "inbound"
     due = _duedate(assignment) if before_duedate else None
     if before_duedate and due is None:
-        raise NbgraderError(f"--before-duedate: {assignment} has no due date in the gradebook "
+        raise AutograderError(f"--before-duedate: {assignment} has no due date in the gradebook "
                             f"(`python -m autograder exchange release {assignment} --duedate ...`)")
     source = exchange / course_id() / "inbound"
     for submission in submissions:
@@ -177,7 +178,7 @@ def collect(assignment: str, exchange: Path, before_duedate: bool = False) -> tu
     result = subprocess.run([sys.executable, "-m", "autograder", "collect", assignment, str(inbound),
                              "--pattern", pattern], cwd=ROOT, text=True, capture_output=True)
     if result.returncode != 0:
-        raise NbgraderError(f"`python -m autograder collect` failed:\n{result.stdout}{result.stderr}")
+        raise AutograderError(f"`python -m autograder collect` failed:\n{result.stdout}{result.stderr}")
     return submissions, result.stdout
 
 
@@ -188,11 +189,12 @@ def _graded_submission(assignment: str, student_id: str) -> dict | None:
     index = staging_dir(assignment) / "submissions.json"
     if not index.is_file():
         return None
-    submitted = Path(load_config().CourseDirectory.submitted_directory) / student_id / assignment
+    submitted = current().submission(student_id, assignment)
     inbound = staging_dir(assignment) / "inbound"
     candidates = [s for s in json.loads(index.read_text()) if s["student_id"] == student_id and s["kept"]]
     for entry in sorted(candidates, key=lambda s: _parse_time(s["timestamp"]), reverse=True):
-        if all((submitted / n).is_file() and (submitted / n).read_bytes() == (inbound / entry["folder"] / n).read_bytes()
+        if all((submitted / n).is_file()
+               and (submitted / n).read_bytes() == (inbound / entry["folder"] / n).read_bytes()
                for n in entry["notebooks"]):
             return entry
     return None
@@ -236,12 +238,12 @@ def release_feedback(assignment: str, exchange: Path) -> list[tuple[str, Path]]:
     result = subprocess.run([sys.executable, "-m", "autograder", "feedback", assignment], cwd=ROOT, text=True,
                             capture_output=True)
     if result.returncode != 0:
-        raise NbgraderError(f"`python -m autograder feedback` failed:\n{result.stdout}{result.stderr}")
+        raise AutograderError(f"`python -m autograder feedback` failed:\n{result.stdout}{result.stderr}")
     config = load_config()
-    feedback = Path(config.CourseDirectory.feedback_directory)
+    feedback = current().feedback
     outbound = exchange / config.CourseDirectory.course_id / "feedback"
     if not (exchange / config.CourseDirectory.course_id).is_dir():
-        raise NbgraderError(f"{exchange / config.CourseDirectory.course_id} does not exist: "
+        raise AutograderError(f"{exchange / config.CourseDirectory.course_id} does not exist: "
                             f"release an assignment to this exchange first")
     outbound.mkdir(exist_ok=True)
     outbound.chmod(0o755)

@@ -18,8 +18,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from autograder.nbgrader_api import grading_dir, load_config
-from autograder.repair import Reference
+from autograder.layout import Layout, current
+from autograder.nbgrader_api import AutograderError, source_notebooks
+from autograder.notebooks import ReleasedNotebook
 from autograder.store import SafeCsvDictWriter, SafeCsvWriter, load_results, load_roster
 
 NBGRADER_COLUMNS = ["assignment", "duedate", "timestamp", "student_id", "last_name", "first_name", "email",
@@ -30,20 +31,34 @@ def _number(value) -> str:
     return "" if value is None else f"{float(value):g}"
 
 
-def gradebook_rows(assignment: str) -> tuple[list[str], list[dict]]:
-    """The test columns and one row per submission (nbgrader's columns and the points of each test cell)."""
+def gradebook_rows(assignment: str, layout: Layout | None = None) -> tuple[list[str], list[dict]]:
+    """The test columns and one row per submission (nbgrader's columns and the points of each test cell).
+
+    The gradebook is the source of truth of every grades table (this export, and ``grades/<assignment>.csv`` that
+    ``grade`` writes): it holds the manual grades entered in formgrader, which the result records do not.
+    """
     from nbgrader.api import Gradebook
 
-    config = load_config()
-    release = grading_dir(config) / "release" / assignment
+    from nbgrader.api import MissingEntry
+
+    layout = layout or current()
+    source_notebooks(assignment, layout.root)   # an unknown assignment: a clear error
+    if layout.gradebook is not None and not layout.gradebook.is_file():
+        raise AutograderError(f"no gradebook in {layout.grading}: grade {assignment} first "
+                              f"(`python -m autograder grade {assignment}`)")
+    release = layout.release(assignment)
     tests = []
     notebooks = sorted(release.glob("*.ipynb"))
     for path in notebooks:
         prefix = f"{path.stem}:" if len(notebooks) > 1 else ""
-        tests += [prefix + grade_id for grade_id in Reference.from_notebook(path).tests]
+        tests += [prefix + grade_id for grade_id in ReleasedNotebook.from_notebook(path).tests]
     rows = []
-    with Gradebook(config.CourseDirectory.db_url) as gradebook:
-        record = gradebook.find_assignment(assignment)
+    with Gradebook(layout.db_url) as gradebook:
+        try:
+            record = gradebook.find_assignment(assignment)
+        except MissingEntry:
+            raise AutograderError(f"{assignment} is not in the gradebook: grade it first "
+                                  f"(`python -m autograder grade {assignment}`)") from None
         for submission in sorted(record.submissions, key=lambda s: s.student.id):
             student = submission.student
             row = {"assignment": assignment, "duedate": record.duedate or "",
@@ -62,13 +77,26 @@ def gradebook_rows(assignment: str) -> tuple[list[str], list[dict]]:
     return tests, rows
 
 
-def export(assignment: str, canvas_column: str | None = None) -> list[Path]:
+def gradebook_scores(assignment: str, layout: Layout | None = None) -> dict[str, tuple[float, float, dict]]:
+    """``{student_id: (score before late penalty, max score, {test column: points})}`` from the gradebook (empty
+    when it has no such assignment)."""
+    try:
+        _, rows = gradebook_rows(assignment, layout)
+    except AutograderError:   # not graded yet
+        return {}
+    return {row["student_id"]: (float(row["raw_score"] or 0), float(row["max_score"] or 0),
+                                {k: float(v) for k, v in row.items() if k not in NBGRADER_COLUMNS and v != ""})
+            for row in rows}
+
+
+def export(assignment: str, canvas_column: str | None = None, layout: Layout | None = None) -> list[Path]:
     """Write the three grade files; return their paths."""
-    tests, rows = gradebook_rows(assignment)
-    roster = load_roster()
+    layout = layout or current()
+    tests, rows = gradebook_rows(assignment, layout)
+    roster = load_roster(layout)
     comments = {r.student_id: "; ".join(f"{t.grade_id}: {t.outcome}" for n in r.notebooks for t in n.tests
-                                        if t.outcome != "passed") for r in load_results(assignment)}
-    folder = grading_dir() / "exports" / assignment
+                                        if t.outcome != "passed") for r in load_results(assignment, layout)}
+    folder = layout.exports(assignment)
     folder.mkdir(parents=True, exist_ok=True)
     written = []
 

@@ -20,20 +20,16 @@ from __future__ import annotations
 
 import datetime as dt
 import html
-import re
 from pathlib import Path
 
 import nbformat
 
-from autograder.nbgrader_api import ROOT, grading_dir, load_config, source_notebooks
-from autograder.notebooks import is_answer, is_test, nbgrader_meta
-from autograder.repair import Reference, is_format_only
+from autograder.layout import Layout, current
+from autograder.nbgrader_api import source_notebooks
+from autograder.notebooks import HIDDEN, ReleasedNotebook, is_answer, is_test, nbgrader_meta, secret_lines
+from autograder.repair import is_format_only
 from autograder.store import NotebookResult, Result, load_results, load_roster
 
-HIDDEN_REGION = re.compile(r"^\s*### BEGIN HIDDEN TESTS\s*$(.*?)^\s*### END HIDDEN TESTS\s*$",
-                           re.MULTILINE | re.DOTALL)
-# Lines shorter than this are too common ("else:", "import math") to be told apart from the student's own code.
-MIN_SECRET_LINE = 12
 MAX_EXPLANATION = 400   # characters of a course helper's message shown for a hidden failure
 
 STYLE = """
@@ -47,12 +43,8 @@ pre { background: #f7f7f7; padding: .6rem; overflow-x: auto; border-left: 3px so
 
 def hidden_lines(assignment: str) -> set[str]:
     """Every line of the hidden tests of an assignment (stripped, long enough to be specific)."""
-    secret = set()
-    for path in source_notebooks(assignment):
-        for cell in nbformat.read(path, as_version=4).cells:
-            for region in HIDDEN_REGION.findall(cell.source):
-                secret |= {line.strip() for line in region.splitlines() if len(line.strip()) >= MIN_SECRET_LINE}
-    return secret
+    return {line for path in source_notebooks(assignment)
+            for line in secret_lines(nbformat.read(path, as_version=4).cells, kinds=[HIDDEN])}
 
 
 def redact(text: str, secret: set[str]) -> str:
@@ -79,7 +71,7 @@ def _answer_outputs(cell, secret: set[str]) -> str:
     return f"<p>Output:</p>{_pre(text[-3000:])}" if text else ""
 
 
-def render(result: Result, notebook: NotebookResult, reference: Reference, graded: Path | None,
+def render(result: Result, notebook: NotebookResult, reference: ReleasedNotebook, graded: Path | None,
            person: dict, secret: set[str]) -> str:
     """The feedback page of one notebook of one submission."""
     name = " ".join(filter(None, [person.get("first_name"), person.get("last_name")]))
@@ -143,24 +135,22 @@ def render(result: Result, notebook: NotebookResult, reference: Reference, grade
     return "\n".join(out)
 
 
-def write_feedback(assignment: str) -> list[Path]:
+def write_feedback(assignment: str, layout: Layout | None = None) -> list[Path]:
     """Write the feedback pages of every graded submission; return their paths."""
-    config = load_config()
-    feedback = Path(config.CourseDirectory.feedback_directory)
-    autograded = Path(config.CourseDirectory.autograded_directory)
-    release = grading_dir(config) / "release" / assignment
-    references = {p.name: Reference.from_notebook(release / p.name if (release / p.name).is_file() else
-                                                  ROOT / "exercises" / assignment / p.name)
-                  for p in source_notebooks(assignment)}
+    layout = layout or current()
+    release = layout.release(assignment)
+    references = {p.name: ReleasedNotebook.from_notebook(release / p.name if (release / p.name).is_file() else
+                                                         layout.exercises / assignment / p.name)
+                  for p in source_notebooks(assignment, layout.root)}
     secret = hidden_lines(assignment)
-    roster = load_roster()
+    roster = load_roster(layout)
     written = []
-    for result in load_results(assignment):
+    for result in load_results(assignment, layout):
         for notebook in result.notebooks:
             reference = references[notebook.name + ".ipynb"]
-            graded = autograded / result.student_id / assignment / f"{notebook.name}.ipynb"
+            graded = layout.graded(result.student_id, assignment) / f"{notebook.name}.ipynb"
             page = render(result, notebook, reference, graded, roster.get(result.student_id, {}), secret)
-            path = feedback / result.student_id / assignment / f"{notebook.name}.html"
+            path = layout.feedback_pages(result.student_id, assignment) / f"{notebook.name}.html"
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(page, encoding="utf-8")
             written.append(path)

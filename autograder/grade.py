@@ -49,8 +49,9 @@ import nbformat
 from nbformat import NotebookNode
 
 from autograder.execute import KERNEL_DIED, NOT_RUN, error_output, execute_notebook
-from autograder.nbgrader_api import NbgraderError, check, grading_dir, load_config, make_api, source_notebooks
-from autograder.notebooks import is_test, nbgrader_meta
+from autograder.layout import Layout
+from autograder.nbgrader_api import NbgraderError, check, load_config, make_api, source_notebooks
+from autograder.notebooks import MARKERS, is_test, nbgrader_meta
 from autograder.repair import Reference, Rejected, load_submission, repair
 from autograder.sandbox import Limits, SandboxError, SlotPool, bubblewrap_works, isolation_warning
 from autograder.store import (PIPELINE_VERSION, NotebookResult, Result, SafeCsvWriter, TestResult, file_digest,
@@ -67,7 +68,6 @@ StudentResult = Result   # the name the first version of this module used
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 _CELL_LINE = re.compile(r"Cell In\[\d*\], line (\d+)")
 MAX_EXPLANATION = 400   # characters of a course helper's message kept for the feedback
-_HIDDEN = re.compile(r"^\s*### (BEGIN|END) HIDDEN TESTS\s*$")
 
 
 @dataclass
@@ -168,12 +168,13 @@ class Grader:
         self.assignment = assignment
         self.settings = settings
         self.config = load_config()
+        self.layout = Layout.from_config(self.config)
         self.db_url = self.config.CourseDirectory.db_url
         self.sources = source_notebooks(assignment)
         self.names = [p.name for p in self.sources]
         self.source_dir = self.sources[0].parent
-        self.submitted = Path(self.config.CourseDirectory.submitted_directory)
-        self.autograded = Path(self.config.CourseDirectory.autograded_directory)
+        self.submitted = self.layout.submitted
+        self.autograded = self.layout.autograded
         self.timeout = settings.timeout if settings.timeout is not None else int(self.config.Execute.timeout)
         self.references: dict[str, Reference] = {}
         self.restore = _preprocessors(RESTORE_STEPS, self.config)
@@ -215,8 +216,8 @@ class Grader:
         """Create the assignment, its notebooks and checksums in the gradebook from ``solutions/`` (nbgrader's
         generate_assignment with a database) and keep the release it writes as the repair reference. Skipped
         when the sources have not changed since the last registration."""
-        release_dir = grading_dir(self.config) / "release"
-        marker = grading_dir(self.config) / "results" / self.assignment / ".registered"
+        release_dir = self.layout.release_root
+        marker = self.layout.registered(self.assignment)
         digest = file_digest(*self.sources, *self.shipped_files().values(), extra=self.db_url)
         released = [release_dir / self.assignment / name for name in self.names]
         if not (marker.is_file() and marker.read_text() == digest and all(p.is_file() for p in released)
@@ -491,7 +492,7 @@ def describe_partial_credit(cell: NotebookNode) -> tuple[str, str, bool]:
               for line in output.get("text", "").splitlines() if line.startswith(FAILED_MARK)]
     if not failed:
         return "failed", "the cell's last value was read as partial credit", False
-    visible_part = re.split(r"^\s*### BEGIN HIDDEN TESTS", cell.source, maxsplit=1, flags=re.M)[0]
+    visible_part = MARKERS.visible_tests(cell.source)
     visible_names = [match.group(2) for match in _CHECK_NAME.finditer(visible_part)]
     visible = [line for line in failed if any(line.startswith(f"{name}: ") for name in visible_names)]
     return "failed", (visible or failed)[0], not visible   # like an error: the first failure decides
@@ -516,15 +517,7 @@ def describe_failure(cell: NotebookNode) -> tuple[str, str, bool]:
     match = _CELL_LINE.search(traceback_text)
     hidden = True   # when the failing line is unknown, treat it as hidden: never show what we cannot place
     if match:
-        line = int(match.group(1))
-        inside, hidden = False, False
-        for number, text in enumerate(cell.source.splitlines(), start=1):
-            marker = _HIDDEN.match(text)
-            if marker:
-                inside = marker.group(1) == "BEGIN"
-            if number == line:
-                hidden = inside
-                break
+        hidden = MARKERS.in_hidden_tests(cell.source, int(match.group(1)))
     return "failed", message, hidden
 
 
@@ -536,8 +529,16 @@ def _progress(total: int, initial: int, assignment: str, enabled: bool):
 
 
 # -- the command ---------------------------------------------------------------------------------------------------
-def write_csv(assignment: str, results: list[Result], path: Path) -> Path:
-    """One row per student: totals, status and one column per test cell."""
+def write_csv(assignment: str, results: list[Result], path: Path, layout: Layout | None = None) -> Path:
+    """One row per student: totals, status and one column per test cell.
+
+    The scores are the gradebook's (:func:`autograder.export.gradebook_rows`, the source of truth of every grades
+    table), so manual grades entered in formgrader show here as in the export; a submission the gradebook does not
+    hold (a rejected file) keeps its record's.
+    """
+    from autograder.export import gradebook_scores
+
+    scores = gradebook_scores(assignment, layout)
     tests = list(dict.fromkeys(name for r in results for name in r.tests))
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="", encoding="utf-8") as handle:
@@ -545,8 +546,10 @@ def write_csv(assignment: str, results: list[Result], path: Path) -> Path:
         writer.writerow(["assignment", "student_id", "score", "max_score", "status", "notes", *tests])
         for r in results:
             notes = "; ".join(([r.reason] if r.reason else []) + r.flags)
-            writer.writerow([assignment, r.student_id, f"{r.score:g}", f"{r.max_score:g}", r.status, notes,
-                             *(f"{r.tests[t]:g}" if t in r.tests else "" for t in tests)])
+            score, max_score, by_test = scores.get(r.student_id, (r.score, r.max_score, {}))
+            by_test = {**r.tests, **{t: s for t, s in by_test.items() if t in r.tests}}
+            writer.writerow([assignment, r.student_id, f"{score:g}", f"{max_score:g}", r.status, notes,
+                             *(f"{by_test[t]:g}" if t in by_test else "" for t in tests)])
     return path
 
 
@@ -563,6 +566,7 @@ def grade(assignment: str, submissions: Path | None = None, output: Path | None 
         report = collect(assignment, [Path(submissions)])
         if not report.accepted:
             raise NbgraderError(f"no submission of {assignment} found in {submissions}")
-    results = Grader(assignment, settings).grade_all()
-    output = output or grading_dir() / "grades" / f"{assignment}.csv"
-    return results, write_csv(assignment, results, output)
+    grader = Grader(assignment, settings)
+    results = grader.grade_all()
+    output = output or grader.layout.grades(assignment)
+    return results, write_csv(assignment, results, output, grader.layout)

@@ -14,8 +14,12 @@ AUTOGRADER_DIR = Path(__file__).resolve().parent
 ROOT = AUTOGRADER_DIR.parent
 
 
-class NbgraderError(RuntimeError):
-    """An nbgrader step failed; the message ends with nbgrader's own log."""
+class AutograderError(RuntimeError):
+    """A fault the instructor can fix (a missing assignment or folder, a bad option, a failed nbgrader step): its
+    message says what to do. The command line prints it as one line (``-v`` adds the traceback)."""
+
+
+NbgraderError = AutograderError   # the name of earlier versions (raised when an nbgrader step fails)
 
 
 def load_config(**overrides: dict[str, Any]) -> Config:
@@ -32,8 +36,12 @@ def load_config(**overrides: dict[str, Any]) -> Config:
 
 
 def grading_dir(config: Config | None = None) -> Path:
-    """The instructor's working folder (submissions, gradebook, feedback), outside git."""
-    config = config or load_config()
+    """The instructor's working folder (submissions, gradebook, feedback), outside git: see
+    :class:`autograder.layout.Layout`."""
+    if config is None:
+        from autograder.layout import current
+
+        return current().grading
     return Path(config.CourseDirectory.submitted_directory).parent
 
 
@@ -52,10 +60,10 @@ def make_api(config: Config):
 
 
 def check(result: dict, what: str) -> dict:
-    """Raise :class:`NbgraderError` unless an NbGraderAPI call succeeded; the message keeps the end of the log."""
+    """Raise :class:`AutograderError` unless an NbGraderAPI call succeeded; the message keeps the end of the log."""
     if not result.get("success"):
         log = (result.get("log") or "").strip().splitlines()
-        raise NbgraderError(f"{what} failed. nbgrader's log ends with:\n" + "\n".join(log[-25:]))
+        raise AutograderError(f"{what} failed. nbgrader's log ends with:\n" + "\n".join(log[-25:]))
     return result
 
 
@@ -70,5 +78,6 @@ def source_notebooks(assignment: str, root: Path = ROOT) -> list[Path]:
     folder = root / "solutions" / assignment
     if not folder.is_dir():
         known = ", ".join(assignments(root)) or "none"
-        raise NbgraderError(f"unknown assignment {assignment!r} (known: {known})")
+        raise AutograderError(f"unknown assignment {assignment!r} (known: {known}); `python -m autograder list` "
+                              f"lists them")
     return sorted(folder.glob("*.ipynb"))

@@ -13,7 +13,6 @@ Steps, in order:
 
 from __future__ import annotations
 
-import re
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -21,15 +20,12 @@ from pathlib import Path
 
 import nbformat
 
-from autograder.nbgrader_api import ROOT, NbgraderError
+from autograder.nbgrader_api import ROOT, AutograderError
+from autograder.notebooks import MARKERS, public_lines, specific_lines
 
 PUBLISHED = ["book", "exercises", "dlcourse", "_config.yml", "_toc.yml", "requirements.txt", "pyproject.toml",
              "README.md", "LICENSE", "LICENSE.md", "package.json", "package-lock.json", ".gitignore"]
 MARKER = ".published-by-autograder"
-SECRET_REGION = re.compile(r"^\s*### BEGIN (SOLUTION|HIDDEN TESTS)\s*$(.*?)^\s*### END \1\s*$",
-                           re.MULTILINE | re.DOTALL)
-# A line this short ("return out", "import torch") is no evidence of a leak on its own.
-MIN_LINE = 20
 
 
 @dataclass
@@ -48,14 +44,12 @@ def secret_regions(root: Path = ROOT) -> list[tuple[str, list[str]]]:
     """
     public, regions = set(), []
     for path in sorted((root / "solutions").rglob("*.ipynb")):
-        for index, cell in enumerate(nbformat.read(path, as_version=4).cells):
-            public |= {line.strip() for line in SECRET_REGION.sub("", cell.source).splitlines()}
-            for kind, body in SECRET_REGION.findall(cell.source):
-                where = f"{path.relative_to(root)} cell {index} ({kind.lower()})"
-                regions.append((where, [line.strip() for line in body.splitlines()]))
-    return [(where, lines) for where, lines in
-            ((w, list(dict.fromkeys(l for l in ls if len(l) >= MIN_LINE and l not in public))) for w, ls in regions)
-            if lines]
+        cells = nbformat.read(path, as_version=4).cells
+        public |= public_lines(cells)
+        for index, cell in enumerate(cells):
+            for region in MARKERS.regions(cell.source):
+                regions.append((f"{path.relative_to(root)} cell {index} ({region.kind})", region.lines))
+    return [(where, lines) for where, lines in ((w, specific_lines(ls, public)) for w, ls in regions) if lines]
 
 
 def find_leaks(dest: Path, root: Path = ROOT) -> list[Leak]:
@@ -97,10 +91,10 @@ def publish(dest: Path, root: Path = ROOT, force: bool = False) -> list[str]:
     """Write the student-facing copy into ``dest`` and verify it; return the files written."""
     dest, root = Path(dest).resolve(), root.resolve()
     if dest == root or dest in root.parents or root in dest.parents:
-        raise NbgraderError(f"{dest} is, holds or lies inside the course repository; choose a folder outside it")
+        raise AutograderError(f"{dest} is, holds or lies inside the course repository; choose a folder outside it")
     if dest.exists() and any(dest.iterdir()) and not ((dest / ".git").exists() or (dest / MARKER).exists()
                                                       or force):
-        raise NbgraderError(f"{dest} is not empty and is neither a git clone nor an earlier publish; "
+        raise AutograderError(f"{dest} is not empty and is neither a git clone nor an earlier publish; "
                             f"use --force to replace its content")
     files = published_files(root)                                                      # step 1
     dest.mkdir(parents=True, exist_ok=True)
@@ -116,6 +110,6 @@ def publish(dest: Path, root: Path = ROOT, force: bool = False) -> list[str]:
     if leaks:
         details = "\n".join(f"  {leak.path}: {leak.source}: {leak.lines[0][:80]!r} (+{len(leak.lines) - 1} lines)"
                             for leak in leaks)
-        raise NbgraderError(f"{len(leaks)} solution or hidden-test regions appear in {dest}; do not push it:\n"
+        raise AutograderError(f"{len(leaks)} solution or hidden-test regions appear in {dest}; do not push it:\n"
                             f"{details}")
     return files

@@ -3,7 +3,8 @@
 Steps, in order:
 1. sync the Colab setup cells of every notebook with ``_config.yml`` (the release must carry current settings),
    and its Colab accelerator metadata with what it does (only notebooks that train with
-   ``dlcourse.torch_utils`` ask Colab for a GPU), and the final pre-submission check cell of each released source notebook with its graded cells (the check
+   ``dlcourse.torch_utils`` ask Colab for a GPU), and the final pre-submission check cell of each released
+   source notebook with its graded cells (the check
    must know the cells the students receive);
 2. run nbgrader's ``generate_assignment`` without a database (releasing needs no gradebook; grading rebuilds
    the same checksums from the same sources);
@@ -21,7 +22,7 @@ from pathlib import Path
 import nbformat
 
 from autograder.nbgrader_api import ROOT, assignments, check, load_config, make_api
-from autograder.notebooks import is_answer, is_test, nbgrader_meta
+from autograder.notebooks import ReleasedNotebook, is_answer
 from dlcourse.course import SETUP_TAG, load_config as load_course_config, setup_cell_source
 from dlcourse.submission import CHECK_TAG, check_cell_source
 
@@ -85,14 +86,8 @@ def sync_setup_cells(root: Path = ROOT, check_only: bool = False) -> list[Path]:
 
 def expected_check_cell(nb: nbformat.NotebookNode, notebook_name: str) -> str:
     """The check cell's source for a source notebook: its nbgrader code cells with their kind or points."""
-    cells = {}
-    for cell in nb.cells:
-        meta = nbgrader_meta(cell)
-        grade_id = meta.get("grade_id")
-        if cell.cell_type != "code" or not grade_id or grade_id == CHECK_GRADE_ID:
-            continue
-        cells[grade_id] = meta.get("points", 0) if is_test(cell) else "answer" if is_answer(cell) else "locked"
-    return check_cell_source(notebook_name, cells)
+    return check_cell_source(notebook_name, ReleasedNotebook.from_node(notebook_name, nb).code_cells(
+        skip=[CHECK_GRADE_ID]))
 
 
 def sync_check_cells(names: list[str] | None = None, root: Path = ROOT, check_only: bool = False) -> list[Path]:

@@ -20,15 +20,12 @@ from __future__ import annotations
 
 import copy
 import json
-from dataclasses import dataclass, field
-from pathlib import Path
 
 import nbformat
 from nbformat import NotebookNode
 from nbformat.v4.nbbase import random_cell_id
 
-from autograder.notebooks import defined_names, is_answer, is_test, nbgrader_meta
-from autograder.site import first_comment
+from autograder.notebooks import ReleasedNotebook, defined_names, hint, nbgrader_meta
 
 COLAB_CELL_KEYS = ("colab", "id", "outputId", "executionInfo", "colab_type")
 FORMAT_NOTE = "format: "   # starts the note of every format-only repair
@@ -43,34 +40,8 @@ class Rejected(ValueError):
     """The file cannot be graded; the message says why in words an instructor can pass on."""
 
 
-@dataclass
-class Reference:
-    """What a submission of one notebook should contain: the cells of the released student notebook."""
-
-    name: str
-    released: NotebookNode
-    cells: dict[str, NotebookNode] = field(default_factory=dict)      # grade_id -> released cell, in order
-    answers: dict[str, set[str]] = field(default_factory=dict)       # answer grade_id -> names it defines
-    tests: dict[str, str] = field(default_factory=dict)              # test grade_id -> its first comment line
-
-    @classmethod
-    def from_notebook(cls, path: Path) -> "Reference":
-        released = nbformat.read(path, as_version=4)
-        reference = cls(path.name, released)
-        for cell in released.cells:
-            grade_id = nbgrader_meta(cell).get("grade_id")
-            if not grade_id:
-                continue
-            reference.cells[grade_id] = cell
-            if is_answer(cell):
-                reference.answers[grade_id] = set(defined_names(cell.source))
-            elif is_test(cell):
-                reference.tests[grade_id] = first_comment(cell.source)
-        return reference
-
-    @property
-    def kernelspec(self) -> dict:
-        return dict(self.released.metadata.get("kernelspec", {}))
+# The released notebook a submission is repaired against (the name the repairs and their tests use).
+Reference = ReleasedNotebook
 
 
 def load_submission(raw: bytes) -> tuple[NotebookNode, list[str]]:
@@ -163,7 +134,7 @@ def fix_kernelspec(nb: NotebookNode, reference: Reference) -> list[str]:
         return [f"no kernelspec: set to {expected.get('name')!r}"]
     if found.get("name") != expected.get("name"):
         return [f"foreign kernel {found.get('name')!r}: set to {expected.get('name')!r}"]
-    return [f"incomplete kernelspec (Colab omits 'language'): set to the course's"]
+    return ["incomplete kernelspec (Colab omits 'language'): set to the course's"]
 
 
 GRADE_KEYS = ("grade", "solution", "locked", "task", "points")
@@ -275,7 +246,7 @@ def reidentify_cells(nb: NotebookNode, reference: Reference) -> list[str]:
                     match, how = grade_id, f"it defines {', '.join(sorted(names))}"
             elif grade_id in reference.tests:
                 marker = reference.tests[grade_id]
-                if marker and first_comment(cell.source) == marker:
+                if marker and hint(cell.source) == marker:
                     match, how = grade_id, f"its first line is the test's ({marker[:40]}...)"
             elif cell.source.strip() == released.source.strip() and cell.source.strip():
                 match, how = grade_id, "its content is that cell's"

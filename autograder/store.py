@@ -1,16 +1,7 @@
-"""Where the grading pipeline keeps its files, and the per-submission result records.
+"""The per-submission result records, the roster, and CSV writing safe for spreadsheets.
 
-Everything lives in the instructor's grading folder (``$DLCOURSE_GRADING_DIR``, by default ``.grading/``)::
-
-    submitted/<student>/<assignment>/<notebook>.ipynb   collected submissions (nbgrader's layout) + timestamp.txt
-    autograded/<student>/<assignment>/...               executed, scored notebooks (nbgrader's layout)
-    gradebook.db                                        nbgrader's gradebook
-    results/<assignment>/<student>.json                 one record per graded submission (this module)
-    collected/<assignment>/...                          superseded and rejected input files, kept
-    feedback/<student>/<assignment>/<notebook>.html     what each student receives
-    reports/<assignment>/...                            collection report, item analysis, histogram
-    exports/<assignment>/...                            grade files for nbgrader, Canvas and Moodle
-    students.csv                                        names, e-mails and LMS ids found by collect
+Everything lives in the instructor's grading folder, laid out as :mod:`autograder.layout` describes; the records
+are ``results/<assignment>/<student>.json``.
 
 A result record is written last, atomically, after the gradebook commit: a record on disk means the
 submission is completely graded, and its ``key`` (a hash of the submitted files, the assignment's source and
@@ -28,7 +19,7 @@ import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from autograder.nbgrader_api import grading_dir
+from autograder.layout import Layout, current
 
 PIPELINE_VERSION = "2"   # bump when a change to the pipeline can change scores: every submission is regraded
 
@@ -101,17 +92,17 @@ class Result:
         return cls(**data, notebooks=notebooks)
 
 
-def results_dir(assignment: str) -> Path:
-    return grading_dir() / "results" / assignment
+def results_dir(assignment: str, layout: Layout | None = None) -> Path:
+    return (layout or current()).results(assignment)
 
 
-def reports_dir(assignment: str) -> Path:
-    return grading_dir() / "reports" / assignment
+def reports_dir(assignment: str, layout: Layout | None = None) -> Path:
+    return (layout or current()).reports(assignment)
 
 
-def save_result(result: Result) -> Path:
+def save_result(result: Result, layout: Layout | None = None) -> Path:
     """Write the record atomically (a crash leaves the old record or the new one, never half of one)."""
-    folder = results_dir(result.assignment)
+    folder = results_dir(result.assignment, layout)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{result.student_id}.json"
     handle, temporary = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".json")
@@ -123,16 +114,16 @@ def save_result(result: Result) -> Path:
     return path
 
 
-def load_result(assignment: str, student_id: str) -> Result | None:
-    path = results_dir(assignment) / f"{student_id}.json"
+def load_result(assignment: str, student_id: str, layout: Layout | None = None) -> Result | None:
+    path = results_dir(assignment, layout) / f"{student_id}.json"
     if not path.is_file():
         return None
     return Result.from_dict(json.loads(path.read_text(encoding="utf-8")))
 
 
-def load_results(assignment: str) -> list[Result]:
+def load_results(assignment: str, layout: Layout | None = None) -> list[Result]:
     """Every graded submission of an assignment, by student id."""
-    folder = results_dir(assignment)
+    folder = results_dir(assignment, layout)
     return [Result.from_dict(json.loads(p.read_text(encoding="utf-8")))
             for p in sorted(folder.glob("*.json"))] if folder.is_dir() else []
 
@@ -230,8 +221,8 @@ def printable(text: str) -> str:
 ROSTER_FIELDS = ["student_id", "first_name", "last_name", "email", "lms", "lms_user_id"]
 
 
-def load_roster() -> dict[str, dict[str, str]]:
-    path = grading_dir() / "students.csv"
+def load_roster(layout: Layout | None = None) -> dict[str, dict[str, str]]:
+    path = (layout or current()).students
     if not path.is_file():
         return {}
     with path.open(newline="", encoding="utf-8") as handle:
@@ -239,16 +230,16 @@ def load_roster() -> dict[str, dict[str, str]]:
     return {row["student_id"]: row for row in rows if row.get("student_id")}
 
 
-def update_roster(entries: dict[str, dict[str, str]]) -> None:
+def update_roster(entries: dict[str, dict[str, str]], layout: Layout | None = None) -> None:
     """Add or complete students (known fields are kept unless the new value is non-empty). Names and e-mails come
     from LMS file names and Gradescope's metadata: they are written escaped and spreadsheet-safe."""
-    roster = load_roster()
+    roster = load_roster(layout)
     for student_id, info in entries.items():
         row = roster.setdefault(student_id, {"student_id": student_id})
         for key in ROSTER_FIELDS[1:]:
             if info.get(key):
                 row[key] = printable(str(info[key]))
-    path = grading_dir() / "students.csv"
+    path = (layout or current()).students
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="", encoding="utf-8") as handle:
         writer = SafeCsvDictWriter(handle, ROSTER_FIELDS)

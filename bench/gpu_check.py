@@ -15,8 +15,8 @@ at the end); the training budgets the notebook printed (:class:`dlcourse.torch_u
 
 Without CUDA it says so and exits with status 2, unless ``--cpu`` or ``--simulate`` is given. ``--simulate`` is
 meant for the chapters: the assignments' graded device tests record the device each batch is moved to, which the
-simulation replaces by the CPU, and ``--max-train-batches`` leaves their accuracy tests too little training. The exit status is
-1 when a notebook fails. Nothing is timed against a target: the times depend on the GPU.
+simulation replaces by the CPU, and ``--max-train-batches`` leaves their accuracy tests too little training. The
+exit status is 1 when a notebook fails. Nothing is timed against a target: the times depend on the GPU.
 """
 
 from __future__ import annotations

@@ -90,7 +90,8 @@ def main() -> None:
         for folder in (stock, ours):
             stage(folder, args.assignment, submissions)
         cores = len(os.sched_getaffinity(0))
-        print(f"{len(submissions)} submissions of {args.assignment} ({len(set(k.split('-', 1)[1] for k in submissions))}"
+        variants = len(set(k.split('-', 1)[1] for k in submissions))
+        print(f"{len(submissions)} submissions of {args.assignment} ({variants}"
               f" variants), {cores} cores, load average before: {os.getloadavg()[0]:.1f}")
         generate = run([nbgrader, "generate_assignment", args.assignment, f"--NbGrader.config_file={config}",
                         "--force", f"--CourseDirectory.release_directory={stock / 'release'}"], stock)
@@ -107,7 +108,8 @@ def main() -> None:
               f"(load average after: {os.getloadavg()[0]:.1f})")
         expected, found = cell_scores(stock, args.assignment), cell_scores(ours, args.assignment)
         differing = sorted(k for k in expected if expected[k] != found.get(k))
-        print(f"scores: {len(expected)} test cells, {'identical' if not differing and expected == found else 'DIFFERENT'}"
+        same = not differing and expected == found
+        print(f"scores: {len(expected)} test cells, {'identical' if same else 'DIFFERENT'}"
               + (f" ({len(differing)} differ, e.g. {differing[:3]})" if differing else ""))
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -109,9 +109,15 @@ def _source(cell: dict) -> str:
 
 
 def _first_comment(source: str) -> str:
+    """A test cell's hint: its first line when that is a comment, without ``#`` ("" for code or a ``###``
+    marker). A copy of ``autograder.notebooks.hint`` (this module imports only the standard library); a test
+    checks that both agree on every notebook of the course."""
     for line in source.splitlines():
-        if line.strip():
-            return line.strip() if line.strip().startswith("#") else ""
+        stripped = line.strip()
+        if stripped.startswith("#") and not stripped.startswith("###"):
+            return stripped.lstrip("#").strip()
+        if stripped:
+            break
     return ""
 
 
@@ -133,7 +139,7 @@ def check_integrity(nb: dict, name: str, expected_name: str, cells: Mapping[str,
             # A test cell's first line names what it tests ("# mse_loss: ..."): it may still be there, stripped.
             stripped = [i for i, c in enumerate(code_cells, start=1) if not _meta(c).get("grade_id") and
                         not isinstance(kind, str) and
-                        _first_comment(_source(c)).startswith(f"# {grade_id.removeprefix('test_')}:")]
+                        _first_comment(_source(c)).startswith(f"{grade_id.removeprefix('test_')}:")]
             if stripped:
                 problems.append(f"Cell {stripped[0]} looks like the test cell '{grade_id}' but lost its grading "
                                 f"information, so it would not be graded: replace it with the cell from a fresh "

@@ -8,7 +8,6 @@ import http.server
 import shutil
 import socket
 import threading
-from pathlib import Path
 
 import numpy as np
 import pytest

@@ -9,7 +9,7 @@ import subprocess
 import nbformat
 import pytest
 
-from autograder.notebooks import is_test, nbgrader_meta
+from autograder.notebooks import is_test, nbgrader_meta, secret_lines
 from autograder.site import PAGES_DIR, expected_pages, released_assignments
 from conftest import ROOT
 
@@ -46,18 +46,8 @@ def test_page_shows_no_solution_or_hidden_test(assignment):
     page = (ROOT / PAGES_DIR / f"{assignment}.md").read_text(encoding="utf-8")
     student = "\n".join(c.source for path in sorted((ROOT / "exercises" / assignment).glob("*.ipynb"))
                         for c in nbformat.read(path, as_version=4).cells)
-    secret = []
-    for path in sorted((ROOT / "solutions" / assignment).glob("*.ipynb")):
-        for cell in nbformat.read(path, as_version=4).cells:
-            inside = False
-            for line in cell.source.splitlines():
-                marker = line.strip()
-                if marker in ("### BEGIN SOLUTION", "### BEGIN HIDDEN TESTS"):
-                    inside = True
-                elif marker in ("### END SOLUTION", "### END HIDDEN TESTS"):
-                    inside = False
-                elif inside and len(marker) >= 12 and marker not in student:
-                    secret.append(marker)
+    secret = [line for path in sorted((ROOT / "solutions" / assignment).glob("*.ipynb"))
+              for line in secret_lines(nbformat.read(path, as_version=4).cells) if line not in student]
     assert secret, f"{assignment}: found no solution or hidden-test line to look for"
     leaked = [line for line in secret if line in page]
     assert not leaked, f"{assignment}: the page shows {leaked[:3]}"

@@ -6,12 +6,13 @@ import ast
 import json
 import re
 import subprocess
+import sys
 
 import nbformat
 import pytest
 import yaml
 
-from autograder.notebooks import is_answer, is_test, nbgrader_meta
+from autograder.notebooks import MARKERS, SOLUTION, is_answer, is_test, nbgrader_meta, secret_lines
 from autograder.release import needs_gpu, sync_setup_cells
 from dlcourse.course import SETUP_TAG
 from conftest import ROOT
@@ -81,11 +82,13 @@ def test_source_notebook_grading_metadata(path):
     for cell in nb.cells:
         meta = nbgrader_meta(cell)
         if is_answer(cell):
-            assert "### BEGIN SOLUTION" in cell.source and "### END SOLUTION" in cell.source, meta["grade_id"]
+            assert SOLUTION in [region.kind for region in MARKERS.regions(cell.source)], meta["grade_id"]
+            assert [MARKERS.match(line) for line in cell.source.splitlines() if MARKERS.match(line)][-1] == \
+                ("end", SOLUTION), f"{meta['grade_id']}: a solution region is not closed"
         if is_test(cell):
             assert meta.get("locked") and meta.get("points", 0) > 0, meta["grade_id"]
             assert meta["grade_id"].startswith("test_"), meta["grade_id"]
-            body = ast.parse(cell.source.replace("### BEGIN HIDDEN TESTS", "").replace("### END HIDDEN TESTS", ""))
+            body = ast.parse(MARKERS.strip(cell.source))
             last = body.body[-1]
             if scored_points(last) is not None:   # partial credit: `checks.score(points)` with the cell's points
                 assert scored_points(last) == meta["points"], \
@@ -101,19 +104,15 @@ def test_source_notebook_grading_metadata(path):
 def test_student_notebook_leaks_nothing(path):
     """Does the student version contain no solution and no hidden test?"""
     student = (ROOT / path).read_text(encoding="utf-8")
-    for marker in ["BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS"]:
+    for marker in MARKERS.texts:
         assert marker not in student
     source = read(path.replace("exercises/", "solutions/", 1))
-    region = re.compile(r"### BEGIN (?:SOLUTION|HIDDEN TESTS)\n(.*?)### END[^\n]*", re.S)
     # Text the source shows outside any region (a visible test's `with inputs_unchanged(x=x):`, a line of code
     # quoted by the instructions) is public.
-    public = "\n".join(region.sub("", cell.source) for cell in source.cells)
-    for cell in source.cells:
-        for hidden in region.findall(cell.source):
-            for line in hidden.splitlines():
-                line = line.strip()
-                if len(line) > 25 and line not in public:   # long enough to be specific to the solution
-                    assert json_escaped(line) not in student, f"leaked: {line}"
+    public = "\n".join(MARKERS.public(cell.source) for cell in source.cells)
+    for line in secret_lines(source.cells):   # long enough to be specific to the solution
+        if line not in public:
+            assert json_escaped(line) not in student, f"leaked: {line}"
 
 
 def yields_a_value(statement: ast.stmt) -> bool:
@@ -170,3 +169,10 @@ def test_no_generated_or_private_files_are_tracked():
     forbidden = re.compile(r"(^|/)(__pycache__|\.ipynb_checkpoints|_build|\.jupyter_cache|\.venv|\.grading|"
                            r"node_modules)(/|$)|\.pyc$|gradebook\.db$")
     assert not [p for p in TRACKED if forbidden.search(p)]
+
+
+def test_ruff_is_clean():
+    """Does the Python code pass the linter with the configuration of pyproject.toml (`ruff check .`)?"""
+    result = subprocess.run([sys.executable, "-m", "ruff", "check", "--no-cache", "."], cwd=ROOT,
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]

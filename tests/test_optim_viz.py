@@ -77,7 +77,7 @@ def test_plot_trajectory_draws_every_point_and_marks_start_and_end(ax):
     path = np.array([[0.0, 1.0], [0.5, 0.2], [0.9, -0.4], [1.0, -0.5]])
     line = plot_trajectory(ax, path, label="descent")
     assert np.array_equal(line.get_xydata(), path) and line.get_label() == "descent"
-    markers = [tuple(l.get_xydata()[0]) for l in ax.lines[1:]]
+    markers = [tuple(marker.get_xydata()[0]) for marker in ax.lines[1:]]
     assert markers == [(0.0, 1.0), (1.0, -0.5)]
 
 

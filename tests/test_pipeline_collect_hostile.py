@@ -361,7 +361,7 @@ def test_exports_neutralise_formulas(tmp_path, monkeypatch):
              "first_name": first, "email": email, "raw_score": "-1.5", "late_submission_penalty": "0",
              "score": "-1.5", "max_score": "15", "mse_loss": "2"}
             for student, (first, last, _, email) in hostile_names.items()]
-    monkeypatch.setattr(export, "gradebook_rows", lambda assignment: (["mse_loss"], rows))
+    monkeypatch.setattr(export, "gradebook_rows", lambda assignment, layout=None: (["mse_loss"], rows))
     paths = export.export(ASSIGNMENT, canvas_column="=Losses (12345)")
     assert [p.name for p in paths] == ["grades.csv", "canvas.csv", "moodle.csv"]
     for path in paths + [grading / "students.csv", grading / "reports" / ASSIGNMENT / "collection.csv"]:

@@ -11,6 +11,7 @@ import csv
 import json
 import os
 import re
+import shutil
 
 import nbformat
 import pytest
@@ -175,6 +176,35 @@ def test_export_has_nbgrader_columns_per_test_points_and_lms_files(batch):
     with (folder / "moodle.csv").open(newline="") as handle:
         moodle = {row["Identifier"]: row for row in csv.DictReader(handle)}
     assert moodle["partial"]["Grade"] == "11" and "test_softmax: failed" in moodle["partial"]["Feedback comments"]
+
+
+def test_manual_grade_shows_in_both_grades_tables(batch, tmp_path):
+    """A manual grade entered in formgrader (the gradebook) replaces the autograder's in grades/<a>.csv, which
+    `grade` rewrites without regrading, and in the export: the two grades tables agree."""
+    from nbgrader.api import Gradebook
+
+    grading = tmp_path / "grading"   # a copy: the other tests keep the batch's gradebook
+    shutil.copytree(batch["dir"], grading)
+    env = dict(batch["env"], DLCOURSE_GRADING_DIR=str(grading))
+    before = batch["rows"]["partial"]
+    manual = POINTS["test_softmax"]
+    expected = float(before["score"]) - float(before["test_softmax"] or 0) + manual
+    assert float(before["test_softmax"] or 0) < manual   # the autograder gave less
+    with Gradebook(f"sqlite:///{grading / 'gradebook.db'}") as gradebook:
+        grade = gradebook.find_grade("test_softmax", NOTEBOOK.removesuffix(".ipynb"), ASSIGNMENT, "partial")
+        grade.manual_score = manual
+        gradebook.db.commit()
+    again = run_autograder("grade", ASSIGNMENT, *LIMITS, *batch["isolation"], env=env)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "submissions unchanged" in again.stderr
+    exported = run_autograder("export", ASSIGNMENT, env=env)
+    assert exported.returncode == 0, exported.stderr[-3000:]
+    for table in (grading / "grades" / f"{ASSIGNMENT}.csv", grading / "exports" / ASSIGNMENT / "grades.csv"):
+        with table.open(newline="") as handle:
+            rows = {row["student_id"]: row for row in csv.DictReader(handle)}
+        assert float(rows["partial"]["score"]) == expected, (table, rows["partial"])
+        assert float(rows["partial"]["test_softmax"]) == manual, (table, rows["partial"])
+        assert float(rows["correct"]["score"]) == float(batch["rows"]["correct"]["score"]), table
 
 
 def test_report_item_analysis(batch):

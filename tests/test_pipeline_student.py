@@ -78,7 +78,8 @@ def test_check_names_every_problem_in_plain_words(tmp_path, monkeypatch):
     namespace["mae_loss"] = lambda y_pred, y: 0.0
     out = run_check(nb, tmp_path, monkeypatch, name="Copy of losses.ipynb", namespace=namespace)
     for words in ["'test_mse_loss' appears 2 times", "'test_softmax' is missing",
-                  "looks like the test cell 'test_error_rate' but lost its grading information", "'mae_loss' still contains",
+                  "looks like the test cell 'test_error_rate' but lost its grading information",
+                  "'mae_loss' still contains",
                   "named 'Copy of losses.ipynb': submit it as 'losses.ipynb'",
                   "FIX test_mae_loss (0 of 1 point): the worked example: mae_loss of the worked example is wrong"]:
         assert words in out, f"{words!r} not in:\n{out}"
@@ -140,8 +141,9 @@ def _mini_course(root: Path) -> None:
                                       "assert abs(area(0.125) - 0.04908738521234052) < 1e-12\n"
                                       "### END HIDDEN TESTS")
     for folder, cells in [("solutions", [solution, tests]),
-                          ("exercises", [nbformat.v4.new_code_cell("def area(radius):\n    raise NotImplementedError()"),
-                                         nbformat.v4.new_code_cell("# area: pi r^2\nassert area(1) > 3")])]:
+                          ("exercises", [
+                              nbformat.v4.new_code_cell("def area(radius):\n    raise NotImplementedError()"),
+                              nbformat.v4.new_code_cell("# area: pi r^2\nassert area(1) > 3")])]:
         (root / folder / "01-area").mkdir(parents=True)
         nbformat.write(nbformat.v4.new_notebook(cells=cells), root / folder / "01-area" / "area.ipynb")
     for name, text in {"book/01-circles.md": "# Circles\n", "dlcourse/__init__.py": "", "_config.yml": "title: x\n",
@@ -158,7 +160,8 @@ def test_publish_copies_the_student_files_and_finds_leaks(tmp_path):
     root, dest = tmp_path / "course", tmp_path / "public"
     _mini_course(root)
     files = publish(dest, root=root)
-    assert sorted(files) == ["_config.yml", "book/01-circles.md", "dlcourse/__init__.py", "exercises/01-area/area.ipynb"]
+    assert sorted(files) == ["_config.yml", "book/01-circles.md", "dlcourse/__init__.py",
+                             "exercises/01-area/area.ipynb"]
     for forbidden in ("solutions", "autograder", "tests"):
         assert not (dest / forbidden).exists(), forbidden
     assert find_leaks(dest, root) == []

@@ -161,7 +161,7 @@ STDERR = {"output_type": "stream", "name": "stderr", "text": "UserWarning: caref
 
 def _error(line: int) -> dict:
     return {"output_type": "error", "ename": "AssertionError", "evalue": "",
-            "traceback": [f"\x1b[0;31mAssertionError\x1b[0m Traceback", f"Cell \x1b[0;32mIn[7], line {line}\x1b[0m"]}
+            "traceback": ["\x1b[0;31mAssertionError\x1b[0m Traceback", f"Cell \x1b[0;32mIn[7], line {line}\x1b[0m"]}
 
 
 def test_stderr_no_longer_costs_points_but_errors_still_do():

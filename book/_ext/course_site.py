@@ -36,8 +36,8 @@ WIDGET_IMAGES = "_images/dlcw"
 _ABSOLUTE_URL = re.compile(r"^(https?:)?//", re.IGNORECASE)
 _DATA_PNG = re.compile(r"data:image/png;base64,([A-Za-z0-9+/=]+)")
 # Elements whose src/href the browser fetches when the page loads (links a reader follows are fine).
-_EXTERNAL_LOAD = re.compile(r"<(script|img|iframe|link|source|video|audio)\b[^>]*?\b(src|href)=[\"']((?:https?:)?//[^\"']+)",
-                            re.IGNORECASE)
+_EXTERNAL_LOAD = re.compile(r"<(script|img|iframe|link|source|video|audio)\b[^>]*?\b(src|href)="
+                            r"[\"']((?:https?:)?//[^\"']+)", re.IGNORECASE)
 
 
 def copy_mathjax(app: Sphinx) -> None:

@@ -76,7 +76,8 @@ MEMORY_HOG = ("def mse_grad(y_pred, y):\n"
               "    blocks = [bytearray(2**28) for _ in range(400)]   # 100 GiB, 256 MiB at a time\n"
               "    return blocks")
 FORK_BOMB = ("# A scratch cell left at the end: a fork bomb.\nimport os\nfor _ in range(100000):\n    try:\n"
-             "        if os.fork() == 0:\n            while True:\n                try:\n                    os.fork()\n"
+             "        if os.fork() == 0:\n            while True:\n                try:\n"
+             "                    os.fork()\n"
              "                except OSError:\n                    pass\n    except OSError:\n        break")
 TAMPER = ("def mse_loss(y_pred, y):\n"
           "    return float(np.sum((np.asarray(y_pred) - np.asarray(y)) ** 2))   # wrong: the sum\n\n"

@@ -9,7 +9,6 @@ same work without the cheat, `honest-partial`); the honest control in the same b
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 from typing import Callable
 

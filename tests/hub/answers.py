@@ -11,7 +11,8 @@ ROOT = Path(__file__).resolve().parents[2]
 ASSIGNMENT = "01-losses"
 NOTEBOOK = "losses.ipynb"
 # A softmax without the max shift: right on the visible example, overflows on the hidden tests' huge logits.
-BUG = ("softmax", "shifted = logits - np.max(logits, axis=1, keepdims=True)", "shifted = np.asarray(logits, dtype=float)")
+BUG = ("softmax", "shifted = logits - np.max(logits, axis=1, keepdims=True)",
+       "shifted = np.asarray(logits, dtype=float)")
 SOLUTION_MARKERS = re.compile(r"^[ \t]*### (BEGIN|END) SOLUTION[ \t]*(\n|$)", re.MULTILINE)
 
 
