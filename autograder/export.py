@@ -1,7 +1,8 @@
 """Export: the grades of one assignment as files an instructor uploads.
 
 - ``exports/<assignment>/grades.csv``: nbgrader's CSV columns (``nbgrader export``) plus one column of points per
-  test cell, quoted by Python's csv module (a name with a comma or a quote stays one field);
+  graded cell (test cells, and answers graded by hand in formgrader), quoted by Python's csv module (a name with a
+  comma or a quote stays one field);
 - ``canvas.csv``: Canvas' gradebook import (Student, ID, SIS User ID, SIS Login ID, Section, the assignment's
   column; a "Points Possible" row). Canvas matches rows by ``ID``, the Canvas user id that ``collect`` read from
   Canvas' download names; the column should be the one Canvas shows, e.g. ``Losses (12345)``;
@@ -19,6 +20,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from autograder.nbgrader_api import grading_dir, load_config
+from autograder.notebooks import nbgrader_meta
 from autograder.repair import Reference
 from autograder.store import SafeCsvDictWriter, SafeCsvWriter, load_results, load_roster
 
@@ -40,7 +42,9 @@ def gradebook_rows(assignment: str) -> tuple[list[str], list[dict]]:
     notebooks = sorted(release.glob("*.ipynb"))
     for path in notebooks:
         prefix = f"{path.stem}:" if len(notebooks) > 1 else ""
-        tests += [prefix + grade_id for grade_id in Reference.from_notebook(path).tests]
+        # Every graded cell, in notebook order: test cells and answers graded by hand (nbgrader "manual" cells).
+        tests += [prefix + grade_id for grade_id, cell in Reference.from_notebook(path).cells.items()
+                  if nbgrader_meta(cell).get("grade")]
     rows = []
     with Gradebook(config.CourseDirectory.db_url) as gradebook:
         record = gradebook.find_assignment(assignment)
