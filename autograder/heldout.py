@@ -118,9 +118,13 @@ def _digests(path: Path) -> set[str]:
     return found | {hashlib.sha256(np.ascontiguousarray(a).tobytes()).hexdigest() for a in arrays}
 
 
+# Code and pages may speak of held-out data (dlcourse/heldout.py): only a data file named like one is suspect.
+TEXT_SUFFIXES = {".py", ".ipynb", ".md", ".html", ".css", ".js", ".yml", ".yaml", ".toml", ".cfg"}
+
+
 def find_heldout_copies(dest: Path, folder: Path | None = None) -> list[str]:
-    """Files under ``dest`` named like a held-out file, or holding one of the files of ``folder`` (default: the
-    grading folder's ``heldout/``) or one of their arrays; as ``"<file>: <why>"``."""
+    """Data files under ``dest`` named like a held-out file, and files holding one of the files of ``folder``
+    (default: the grading folder's ``heldout/``) or one of their arrays; as ``"<file>: <why>"``."""
     folder = folder if folder is not None else grading_dir() / "heldout"
     secrets: dict[str, str] = {}
     for path in sorted(folder.glob("*")) if folder.is_dir() else []:
@@ -129,7 +133,7 @@ def find_heldout_copies(dest: Path, folder: Path | None = None) -> list[str]:
     found = []
     for path in sorted(p for p in dest.rglob("*") if p.is_file() and ".git" not in p.relative_to(dest).parts):
         relative = path.relative_to(dest).as_posix()
-        if "heldout" in path.name.lower().replace("-", "").replace("_", ""):
+        if path.suffix not in TEXT_SUFFIXES and "heldout" in path.name.lower().replace("-", "").replace("_", ""):
             found.append(f"{relative}: named like a held-out file")
         elif secrets and not path.is_symlink():
             same = _digests(path) & secrets.keys()

@@ -137,7 +137,13 @@ def read_assignment(name: str, root: Path = ROOT) -> Assignment:
                 title, summary = _title_and_summary(markdown_cells[0].source, name)
         heading = None
         for cell in nb.cells:
-            if cell.cell_type == "markdown":
+            meta = nbgrader_meta(cell)
+            if cell.cell_type == "markdown" and meta.get("grade") and meta.get("solution"):   # graded by hand
+                if not tasks or tasks[-1].heading != heading:
+                    tasks.append(Task(heading or meta.get("grade_id", "")))
+                tasks[-1].tests.append(TestCell(meta["grade_id"], float(meta.get("points", 0)),
+                                                "your written answer, graded by hand by your instructor"))
+            elif cell.cell_type == "markdown":
                 heading = _heading(cell.source) or heading
             elif is_answer(cell) or is_test(cell):
                 if not tasks or tasks[-1].heading != heading:

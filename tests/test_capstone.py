@@ -120,15 +120,16 @@ def test_publish_refuses_a_copy_that_holds_heldout_data(tmp_path, monkeypatch):
     (repo / "book").mkdir()
     (repo / "exercises" / "10-capstone" / "extra.npz").write_bytes(path.read_bytes())   # the file, renamed
     np.save(repo / "book" / "labels.npy", labels)                                     # one array, re-saved
-    (repo / "book" / "held_out_notes.md").write_text("answers\n")                      # a telling name
+    (repo / "book" / "held_out_labels.csv").write_text("3,1,4\n")                     # a telling name
     (repo / "book" / "intro.md").write_text("# Welcome\n")
+    (repo / "book" / "heldout.md").write_text("How held-out data is graded.\n")      # a page about it: fine
     subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
     subprocess.run(["git", "add", "."], cwd=repo, check=True)
     with pytest.raises(NbgraderError, match="held-out grading data appears") as error:
         publish(tmp_path / "published", root=repo)
-    for name in ("exercises/10-capstone/extra.npz", "book/labels.npy", "book/held_out_notes.md"):
+    for name in ("exercises/10-capstone/extra.npz", "book/labels.npy", "book/held_out_labels.csv"):
         assert name in str(error.value)
-    assert "intro.md" not in str(error.value)
+    assert "intro.md" not in str(error.value) and "heldout.md" not in str(error.value)
     # The course as committed holds none: the released exercise and the sources ship no data of this kind.
     assert find_heldout_copies(ROOT / "exercises", grading / "heldout") == []
     assert find_heldout_copies(ROOT / "solutions", grading / "heldout") == []
