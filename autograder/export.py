@@ -1,7 +1,8 @@
 """Export: the grades of one assignment as files an instructor uploads.
 
 - ``exports/<assignment>/grades.csv``: nbgrader's CSV columns (``nbgrader export``) plus one column of points per
-  test cell, quoted by Python's csv module (a name with a comma or a quote stays one field);
+  graded cell (test cells, and answers graded by hand in formgrader), quoted by Python's csv module (a name with a
+  comma or a quote stays one field);
 - ``canvas.csv``: Canvas' gradebook import (Student, ID, SIS User ID, SIS Login ID, Section, the assignment's
   column; a "Points Possible" row). Canvas matches rows by ``ID``, the Canvas user id that ``collect`` read from
   Canvas' download names; the column should be the one Canvas shows, e.g. ``Losses (12345)``;
@@ -51,7 +52,8 @@ def gradebook_rows(assignment: str, layout: Layout | None = None) -> tuple[list[
     notebooks = sorted(release.glob("*.ipynb"))
     for path in notebooks:
         prefix = f"{path.stem}:" if len(notebooks) > 1 else ""
-        tests += [prefix + grade_id for grade_id in ReleasedNotebook.from_notebook(path).tests]
+        # Every graded cell, in notebook order: test cells and answers graded by hand (nbgrader "manual" cells).
+        tests += [prefix + grade_id for grade_id in ReleasedNotebook.from_notebook(path).graded]
     rows = []
     with Gradebook(layout.db_url) as gradebook:
         try:

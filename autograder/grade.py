@@ -48,6 +48,7 @@ from pathlib import Path
 import nbformat
 from nbformat import NotebookNode
 
+from autograder import heldout
 from autograder.execute import KERNEL_DIED, NOT_RUN, error_output, execute_notebook
 from autograder.layout import Layout
 from autograder.nbgrader_api import NbgraderError, check, load_config, make_api, source_notebooks
@@ -268,9 +269,12 @@ class Grader:
             raise NbgraderError("--isolation bwrap: " + isolation_warning())
         if not sandboxed:
             print(f"warning: {isolation_warning()}", file=sys.stderr)
+        # The held-out set (autograder.heldout): checked again here, its path for the trusted runner only.
+        held_out = heldout.require(self.assignment, "trusted" if self.trusted else "kernel", sandboxed)
         # The kernel factories (and the trusted runners' server) import their modules while the gradebook is
         # prepared.
-        server = (RunnerServer(tuple(m for m in self.preload_modules() if m not in KERNEL_MODULES))
+        server = (RunnerServer(tuple(m for m in self.preload_modules() if m not in KERNEL_MODULES),
+                               {heldout.ENV: str(held_out)} if held_out else None)
                   if self.trusted else None)
         try:
             with SlotPool(workers, self.settings.limits, self.preload_modules(), self.shipped_files(),
@@ -560,6 +564,9 @@ def grade(assignment: str, submissions: Path | None = None, output: Path | None 
     Returns every student's result and the path of the grades CSV.
     """
     settings = settings or Settings()
+    # Before anything is collected: an assignment scored on held-out data cannot be graded without it.
+    heldout.require(assignment, "trusted" if uses_trusted_runner(assignment, settings.verdict) else "kernel",
+                    settings.isolation != "none" and bubblewrap_works())
     if submissions is not None:
         from autograder.collect import collect
 

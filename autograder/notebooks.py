@@ -320,6 +320,11 @@ class ReleasedNotebook:
         """Whether the notebook asks Colab for a GPU runtime."""
         return self.released.metadata.get("accelerator") == "GPU"
 
+    @property
+    def graded(self) -> list[str]:
+        """The grade ids of every graded cell, in notebook order: test cells and answers graded by hand."""
+        return [grade_id for grade_id, cell in self.cells.items() if nbgrader_meta(cell).get("grade")]
+
     def code_cells(self, skip: Iterable[str] = ()) -> dict[str, float | str]:
         """``{grade_id: points | "answer" | "locked"}`` of the graded code cells, in order (the pre-submission
         check's table), leaving out the grade ids in ``skip``."""
@@ -333,7 +338,13 @@ class ReleasedNotebook:
         tasks: list[Task] = []
         current = None
         for cell in self.released.cells:
-            if cell.cell_type == "markdown":
+            meta = nbgrader_meta(cell)
+            if cell.cell_type == "markdown" and meta.get("grade") and meta.get("solution"):   # graded by hand
+                if not tasks or tasks[-1].heading != current:
+                    tasks.append(Task(current or meta.get("grade_id", "")))
+                tasks[-1].tests.append(TestCell(meta["grade_id"], float(meta.get("points", 0)),
+                                                "your written answer, graded by hand by your instructor"))
+            elif cell.cell_type == "markdown":
                 current = heading(cell.source) or current
             elif is_answer(cell) or is_test(cell):
                 if not tasks or tasks[-1].heading != current:

@@ -7,8 +7,10 @@ Steps, in order:
    ``bench/``, the grading folder and anything new stay out unless listed here.
 2. ``copy`` them into DEST (a folder that is empty, a git clone, or an earlier publish: its files other than
    ``.git`` are replaced).
-3. ``verify``: no solution region and no hidden test of any source notebook appears in DEST (:func:`find_leaks`).
-   A leak removes nothing silently: publish stops with the list, and DEST should not be pushed.
+3. ``verify``: no solution region and no hidden test of any source notebook appears in DEST (:func:`find_leaks`),
+   and no held-out set of the grading folder, nor one of its arrays, nor a file named like one
+   (:func:`autograder.heldout.find_heldout_copies`). A leak removes nothing silently: publish stops with the list,
+   and DEST should not be pushed.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from pathlib import Path
 
 import nbformat
 
+from autograder.heldout import find_heldout_copies
 from autograder.nbgrader_api import ROOT, AutograderError
 from autograder.notebooks import MARKERS, public_lines, specific_lines
 
@@ -112,4 +115,8 @@ def publish(dest: Path, root: Path = ROOT, force: bool = False) -> list[str]:
                             for leak in leaks)
         raise AutograderError(f"{len(leaks)} solution or hidden-test regions appear in {dest}; do not push it:\n"
                             f"{details}")
+    copies = find_heldout_copies(dest)
+    if copies:
+        raise AutograderError(f"held-out grading data appears in {dest}; do not push it, remove it from the "
+                            f"repository:\n" + "\n".join(f"  {copy}" for copy in copies))
     return files

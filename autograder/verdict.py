@@ -39,8 +39,9 @@ from autograder.notebooks import is_answer, is_test, nbgrader_meta
 # the kernel around the calls. The others still run their test cells in the student's kernel, where the verdict
 # is best-effort (README, "Grade"): 02 passes callbacks (lambdas) into student code and switches a course helper
 # off around the call in the test cell itself; 04 moves the Fashion-MNIST training set into the call and times
-# it; 05 and 06 test PyTorch objects (autograd Functions, modules, training loops, data loaders).
-TRUSTED_ASSIGNMENTS = frozenset({"01-losses", "03-backprop"})
+# it; 05 and 06 test PyTorch objects (autograd Functions, modules, training loops, data loaders). 10's hidden
+# test must run here: it scores the student's predictions on held-out labels (autograder.heldout).
+TRUSTED_ASSIGNMENTS = frozenset({"01-losses", "03-backprop", "10-capstone"})
 AGENT = Path(__file__).with_name("kernel_side.py")
 RUNNER = Path(__file__).with_name("trusted_runner.py")
 MAX_ANSWER = 96 * 2**20     # characters of one answer of the kernel's agent (its arrays: 64 MiB at most)
@@ -292,7 +293,8 @@ class TrustedRunner:
 
 
 def runner_environment() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("JPY")}
+    # Held-out data reaches a runner only when the grader names it (RunnerServer's extra_env).
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JPY") and k != "DLCOURSE_HELDOUT"}
     env.update(NBGRADER_EXECUTION="autograde", MPLBACKEND="Agg", OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1",
                MKL_NUM_THREADS="1", PYTHONDONTWRITEBYTECODE="1")
     return env
@@ -302,7 +304,7 @@ class RunnerServer:
     """One fork server of trusted runners for a grading run: it imports the assignment's modules once (as the
     kernel factories do), and forks a fresh runner for every notebook."""
 
-    def __init__(self, modules: tuple[str, ...]):
+    def __init__(self, modules: tuple[str, ...], extra_env: dict[str, str] | None = None):
         import subprocess
 
         self.folder = tempfile.mkdtemp(prefix="ag-runner-")
@@ -310,7 +312,7 @@ class RunnerServer:
         self.path = os.path.join(self.folder, "runner.sock")
         self.process = subprocess.Popen([sys.executable, str(RUNNER), "--server", self.path, json.dumps(modules)],
                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                        cwd=self.folder, env=runner_environment())
+                                        cwd=self.folder, env={**runner_environment(), **(extra_env or {})})
 
     def wait_ready(self, timeout: float = 300) -> str:
         import select

@@ -1,7 +1,8 @@
 """Every assignment, end to end: release in sync, and grading through `python -m autograder grade`.
 
 For each assignment in solutions/ the grade test builds a folder of submissions and grades it in one batch:
-- `correct`: the released notebook with the reference solutions filled in — must score full marks;
+- `correct`: the released notebook with the reference solutions filled in — must score full marks (of the
+  autograded points: answers graded by hand, as in 10-capstone, stay at 0 until an instructor grades them);
 - `student`: the released notebook untouched — must score 0, graded without crashing;
 - `mutant-<bug>`: the correct submission with one wrong function from tests/mutants/<assignment>/<bug>.py —
   must lose points, and only in the test cells of the functions it redefines (one bug, one test: a test of a
@@ -20,9 +21,11 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from autograder.heldout import needs_heldout
 from autograder.nbgrader_api import assignments
 from autograder.notebooks import build_submission, source_notebook
 from autograder.release import release
+from capstone_heldout import write_heldout
 from conftest import ROOT, run_autograder
 
 ASSIGNMENTS = assignments()
@@ -32,17 +35,25 @@ MUTANTS = ROOT / "tests" / "mutants"
 # makes one bug cost more shows here). 06-cnn's mutants each break one layer, whose test alone they fail (not
 # recorded here: its grading test trains a network per submission for minutes).
 MAX_POINTS_LOST = {"01-losses": 3.0, "02-gradient-descent": 3.0, "03-backprop": 3.33, "04-numpy-net": 3.57,
-                   "05-pytorch": 6.0}
+                   "05-pytorch": 6.0, "10-capstone": 10.5}
 
 
 # Test cells that grade a function without being named after it: the training test of a network class.
-ALSO_TESTED_BY = {"MLP": {"test_training"}, "ConvNet": {"test_training"}}
+ALSO_TESTED_BY = {"MLP": {"test_training"}, "ConvNet": {"test_training"},
+                  "train_model": {"test_predict", "test_predict_heldout"}}
 
 
 def graded_tests_of(function: str, test_ids: list[str]) -> set[str]:
     """The test cells that grade ``function``: test_<function>, test_<function>_<part>, and ALSO_TESTED_BY."""
     return {t for t in test_ids if t == f"test_{function}" or t.startswith(f"test_{function}_")
             or t in ALSO_TESTED_BY.get(function, set())}
+
+
+def manual_points(assignment: str) -> float:
+    """Points of the answers graded by hand (nbgrader "manual" cells): autograding leaves them at 0."""
+    cells = nbformat.read(source_notebook(assignment), as_version=4).cells
+    return sum(float(c.metadata.get("nbgrader", {}).get("points", 0)) for c in cells
+               if c.metadata.get("nbgrader", {}).get("grade") and c.metadata.get("nbgrader", {}).get("solution"))
 
 
 def mutant_files(assignment: str) -> list[Path]:
@@ -101,6 +112,8 @@ def test_grading_scores_correct_student_and_wrong_submissions(assignment, tmp_pa
     (submissions / "student").mkdir()
     shutil.copyfile(ROOT / "exercises" / assignment / name, submissions / "student" / name)
 
+    if needs_heldout(assignment):   # scored on data only the grader has: the tests make their own
+        write_heldout(Path(grading_env["DLCOURSE_GRADING_DIR"]))
     grades = tmp_path / "grades.csv"
     result = run_autograder("grade", assignment, str(submissions), "--output", str(grades), env=grading_env)
     assert result.returncode == 0, result.stdout + result.stderr[-5000:]
@@ -109,11 +122,11 @@ def test_grading_scores_correct_student_and_wrong_submissions(assignment, tmp_pa
     assert set(rows) == {"correct", "student", *bugs}, "every submission must appear in the grades"
 
     correct = rows["correct"]
-    assert correct["status"] == "graded" and float(correct["max_score"]) > 0
-    assert float(correct["score"]) == float(correct["max_score"]), f"solution lost points: {correct}"
+    autograded_max = float(correct["max_score"]) - manual_points(assignment)
+    assert correct["status"] == "graded" and autograded_max > 0
+    assert float(correct["score"]) == autograded_max, f"solution lost points: {correct}"
     assert rows["student"]["status"] == "graded" and float(rows["student"]["score"]) == 0, rows["student"]
-    survivors = [f"{sid} ({bug})" for sid, bug in bugs.items()
-                 if float(rows[sid]["score"]) >= float(rows[sid]["max_score"])]
+    survivors = [f"{sid} ({bug})" for sid, bug in bugs.items() if float(rows[sid]["score"]) >= autograded_max]
     assert not survivors, f"wrong submissions that kept full marks: {survivors}"
 
     if assignment not in MAX_POINTS_LOST:

@@ -30,14 +30,17 @@ def test_committed_pages_match_the_released_notebooks():
 
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
 def test_page_lists_every_test_cell_with_its_points(assignment):
-    """Does the page name every test cell of the student notebook, and the total of their points?"""
+    """Does the page name every test cell and every answer graded by hand of the student notebook, and the total
+    of their points?"""
     page = (ROOT / PAGES_DIR / f"{assignment}.md").read_text(encoding="utf-8")
-    tests = [nbgrader_meta(c) for path in sorted((ROOT / "exercises" / assignment).glob("*.ipynb"))
-             for c in nbformat.read(path, as_version=4).cells if is_test(c)]
+    cells = [c for path in sorted((ROOT / "exercises" / assignment).glob("*.ipynb"))
+             for c in nbformat.read(path, as_version=4).cells]
+    tests = [nbgrader_meta(c) for c in cells if is_test(c)]
+    graded = [nbgrader_meta(c) for c in cells if nbgrader_meta(c).get("grade")]   # tests and manual answers
     assert tests, f"{assignment} has no test cell"
-    for meta in tests:
+    for meta in graded:
         assert f"`{meta['grade_id']}`" in page
-    assert f"**{sum(m.get('points', 0) for m in tests):g}**" in page, "total points missing"
+    assert f"**{sum(m.get('points', 0) for m in graded):g}**" in page, "total points missing"
 
 
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)

@@ -43,7 +43,8 @@ def test_notebook_is_committed_clean(path):
 # The notebooks that train networks on a GPU: the PyTorch chapters and assignments (and nothing else).
 GPU_NOTEBOOKS = {"book/08-pytorch.ipynb", "book/09-cnn.ipynb", "book/10-practical-tricks.ipynb",
                  "solutions/05-pytorch/pytorch.ipynb", "solutions/06-cnn/cnn.ipynb",
-                 "exercises/05-pytorch/pytorch.ipynb", "exercises/06-cnn/cnn.ipynb"}
+                 "exercises/05-pytorch/pytorch.ipynb", "exercises/06-cnn/cnn.ipynb",
+                 "solutions/10-capstone/capstone.ipynb", "exercises/10-capstone/capstone.ipynb"}
 NUMPY_NOTEBOOKS = {"book/01-ml-recipe.ipynb", "book/02-loss-functions.ipynb", "book/03-gradients.ipynb",
                    "book/04-gradient-descent.ipynb", "book/05-neural-networks.ipynb",
                    "book/06-backpropagation.ipynb", "book/07-numpy-net.ipynb",
@@ -127,9 +128,13 @@ def yields_a_value(statement: ast.stmt) -> bool:
 
 
 def scored_points(statement: ast.stmt) -> float | None:
-    """N when the statement is `checks.score(N)` (the cell's partial credit, see dlcourse.testing), else None."""
+    """N when the statement is `checks.score(N)` (the cell's partial credit, see dlcourse.testing) or
+    `accuracy_points(accuracy, zero_at, full_at, N)` (a graded scale, see dlcourse.heldout), else None."""
     if isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Call):
         call = statement.value
+        if isinstance(call.func, ast.Name) and call.func.id == "accuracy_points" and len(call.args) == 4 and \
+                isinstance(call.args[3], ast.Constant):
+            return call.args[3].value
         if isinstance(call.func, ast.Attribute) and call.func.attr == "score" and \
                 isinstance(call.func.value, ast.Name) and call.func.value.id == "checks" and \
                 len(call.args) == 1 and isinstance(call.args[0], ast.Constant):
