@@ -50,7 +50,8 @@ NUMPY_NOTEBOOKS = {"book/01-ml-recipe.ipynb", "book/02-loss-functions.ipynb", "b
                    "book/06-backpropagation.ipynb", "book/07-numpy-net.ipynb",
                    *(f"{kind}/{name}" for kind in ("solutions", "exercises")
                      for name in ("01-losses/losses.ipynb", "02-gradient-descent/gradient_descent.ipynb",
-                                  "03-backprop/backprop.ipynb", "04-numpy-net/numpy_net.ipynb"))}
+                                  "03-backprop/backprop.ipynb", "04-numpy-net/numpy_net.ipynb",
+                                  "08-regularization/regularization.ipynb"))}
 
 
 @pytest.mark.parametrize("path", CHAPTERS + SOURCES + STUDENT)
