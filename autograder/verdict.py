@@ -41,7 +41,7 @@ from autograder.notebooks import is_answer, is_test, nbgrader_meta
 # off around the call in the test cell itself; 04 moves the Fashion-MNIST training set into the call and times
 # it; 05 and 06 test PyTorch objects (autograd Functions, modules, training loops, data loaders). 10's hidden
 # test must run here: it scores the student's predictions on held-out labels (autograder.heldout).
-TRUSTED_ASSIGNMENTS = frozenset({"01-losses", "03-backprop", "08-regularization", "10-capstone"})
+TRUSTED_ASSIGNMENTS = frozenset({"01-losses", "03-backprop", "07-optimizers", "08-regularization", "10-capstone"})
 AGENT = Path(__file__).with_name("kernel_side.py")
 RUNNER = Path(__file__).with_name("trusted_runner.py")
 MAX_ANSWER = 96 * 2**20     # characters of one answer of the kernel's agent (its arrays: 64 MiB at most)

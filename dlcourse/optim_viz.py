@@ -3,7 +3,7 @@
 A loss of two parameters is drawn as a contour map (:func:`loss_grid` evaluates it once, :func:`plot_loss_contours`
 draws it, so that an interactive figure redrawn for hundreds of states evaluates the loss only once), with the
 gradient as a field of arrows (:func:`plot_gradient_field`) and the points an optimiser visits as a path
-(:func:`plot_trajectory`).
+(:func:`plot_trajectory`), or the paths of several optimisers side by side (:func:`plot_trajectories`).
 
     >>> import matplotlib.pyplot as plt
     >>> grid = loss_grid(lambda w1, w2: w1 ** 2 + 10 * w2 ** 2, (-2, 2), (-1, 1))
@@ -20,7 +20,12 @@ from typing import Callable, NamedTuple, Sequence
 
 import numpy as np
 
-__all__ = ["LossGrid", "loss_grid", "plot_loss_contours", "plot_gradient_field", "plot_trajectory"]
+__all__ = ["LossGrid", "loss_grid", "plot_loss_contours", "plot_gradient_field", "plot_trajectory",
+           "plot_trajectories", "PATH_COLORS"]
+
+# Distinct on the dark-to-light default colour map and for colour-blind readers (Okabe and Ito's palette,
+# with white first).
+PATH_COLORS = ("white", "#E69F00", "#56B4E9", "#009E73", "#F0E442", "#D55E00", "#CC79A7", "#0072B2")
 
 
 class LossGrid(NamedTuple):
@@ -138,3 +143,36 @@ def plot_trajectory(ax, path: Sequence[Sequence[float]] | np.ndarray, *, label: 
     ax.plot(*path[0], marker="s", markersize=7, color=color, markeredgecolor="black", linestyle="none")
     ax.plot(*path[-1], marker="*", markersize=12, color=color, markeredgecolor="black", linestyle="none")
     return line
+
+
+def plot_trajectories(ax, paths: Mapping[str, Sequence[Sequence[float]] | np.ndarray], *,
+                      colors: Sequence[str] = PATH_COLORS, markersize: float = 2.5, legend: bool = True) -> list:
+    """Draw the paths of several optimisers on one map, each in its own colour, with a legend.
+
+    A path that leaves the axes (a diverging optimiser) is drawn up to the edge: its points are clipped to the
+    current limits, so the map keeps its scale. Set the limits (e.g. with :func:`plot_loss_contours`) first.
+
+    Args:
+        ax: the matplotlib axes to draw on.
+        paths: ``{label: path}``, each path of shape (num_points, 2), in legend order.
+        colors: the colours, used in turn.
+        markersize: the marker of every visited point.
+        legend: add a legend of the labels.
+
+    Returns:
+        The lines of the paths, in order.
+    """
+    if len(paths) > len(colors):
+        raise ValueError(f"{len(paths)} paths but only {len(colors)} colours: pass more colours")
+    (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()
+    lines = []
+    for (label, path), color in zip(paths.items(), colors):
+        path = np.asarray(path, dtype=np.float64)
+        if path.ndim != 2 or path.shape[1] != 2:
+            raise ValueError(f"path {label!r} should have shape (num_points, 2), got {path.shape}")
+        finite = np.nan_to_num(path, nan=0.0, posinf=np.finfo(np.float64).max, neginf=-np.finfo(np.float64).max)
+        lines.append(plot_trajectory(ax, np.clip(finite, [x0, y0], [x1, y1]), label=label, color=color,
+                                     markersize=markersize))
+    if legend and lines:
+        ax.legend(loc="upper right", fontsize=7, framealpha=0.85)
+    return lines

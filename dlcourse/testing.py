@@ -43,7 +43,7 @@ import numpy as _np
 
 __all__ = ["assert_close", "assert_shape", "assert_scalar", "assert_finite", "assert_unchanged",
            "inputs_unchanged", "assert_raises", "assert_close_to_one_of", "CheckFailure", "ReportedError", "Checks",
-           "Outcome", "take_outcomes",
+           "Outcome", "take_outcomes", "torch_optimizer_trajectory",
            "FAILED_MARK", "MESSAGE_LIMIT"]
 
 FAILED_MARK = "[check failed]"   # starts the stdout line of every failed check
@@ -204,19 +204,42 @@ def assert_unchanged(before: _np.ndarray, after: _np.ndarray, name: str = "input
                              f"(e.g. x = x.copy() or x = x - ...) instead of x -= ... or x[...] = ...")
 
 
+def _snapshot(value: Any) -> Any:
+    """A deep copy of an array, a number, or a dict of them (an optimizer's state)."""
+    if isinstance(value, dict):
+        return {key: _snapshot(item) for key, item in value.items()}
+    return _asarray(value).copy()
+
+
+def _assert_same(before: Any, after: Any, name: str) -> None:
+    if isinstance(before, dict):
+        added, removed = sorted(map(repr, set(after) - set(before))), sorted(map(repr, set(before) - set(after)))
+        if added or removed:
+            raise CheckFailure(f"your function modified its argument {name} in place (keys added: "
+                               f"{', '.join(added) or 'none'}; removed: {', '.join(removed) or 'none'}); build a "
+                               f"new dict (e.g. new = dict(state) or new = {{...}}) and return it instead")
+        for key in before:
+            _assert_same(before[key], after[key], f"{name}[{key!r}]")
+        return
+    assert_unchanged(before, after if isinstance(after, _ndarray) else _asarray(after), name)
+
+
 @contextmanager
-def inputs_unchanged(**arrays: _np.ndarray) -> Iterator[None]:
+def inputs_unchanged(**arrays: Any) -> Iterator[None]:
     """Context manager: fail if any of the named arrays is modified inside the block.
+
+    A value may also be a dict of arrays and numbers (an optimizer's state): then adding or removing a key, or
+    changing an array in it, counts as a modification.
 
     Example:
         >>> x = _np.ones(3)
         >>> with inputs_unchanged(x=x):
         ...     y = x * 2
     """
-    copies = {name: array.copy() for name, array in arrays.items()}
+    copies = {name: _snapshot(value) for name, value in arrays.items()}
     yield
-    for name, array in arrays.items():
-        assert_unchanged(copies[name], array, name)
+    for name, value in arrays.items():
+        _assert_same(copies[name], value, name)
 
 
 @contextmanager
@@ -389,3 +412,39 @@ class _Check:
             return False
         self.checks.record(Outcome(self.check, False, failure_message(error, traceback), requirement=self.requirement))
         return True
+
+
+# -- oracles -------------------------------------------------------------------------------------------------------
+def torch_optimizer_trajectory(optimizer: str, starts: list, grads: list, **hyperparameters: Any) -> list:
+    """The parameters that ``torch.optim.<optimizer>`` visits when it is handed the given gradients, in float64.
+
+    One optimizer updates all the parameters together, as in training, so a test that calls a step function on
+    each parameter in turn (with the state it returned for that parameter) must find the same values.
+
+    Args:
+        optimizer: the name of a class of ``torch.optim``: ``"SGD"``, ``"RMSprop"``, ``"Adam"``, ``"AdamW"``, ...
+        starts: the initial parameters, a list of arrays of any shapes (0-d included).
+        grads: ``grads[t][i]`` is the gradient handed to parameter ``i`` at step ``t``, of its shape.
+        **hyperparameters: keyword arguments of the optimizer (``lr``, ``momentum``, ``nesterov``, ``betas``,
+            ``eps``, ``alpha``, ``weight_decay``, ...).
+
+    Returns:
+        ``path[t][i]``: parameter ``i`` after ``t + 1`` steps, a float64 array of its shape.
+
+    Example:
+        >>> path = torch_optimizer_trajectory("SGD", [_np.zeros(2)], [[_np.ones(2)], [_np.ones(2)]], lr=0.1,
+        ...                                   momentum=0.9)
+        >>> [p[0].round(3).tolist() for p in path]
+        [[-0.1, -0.1], [-0.29, -0.29]]
+    """
+    import torch
+
+    params = [torch.tensor(_asarray(start, dtype=_float64), requires_grad=True) for start in starts]
+    opt = getattr(torch.optim, optimizer)(params, **hyperparameters)
+    path = []
+    for step_grads in grads:
+        for param, grad in zip(params, step_grads):
+            param.grad = torch.tensor(_asarray(grad, dtype=_float64))
+        opt.step()
+        path.append([param.detach().numpy().copy() for param in params])
+    return path

@@ -8,7 +8,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from dlcourse.optim_viz import loss_grid, plot_gradient_field, plot_loss_contours, plot_trajectory  # noqa: E402
+from dlcourse.optim_viz import (loss_grid, plot_gradient_field, plot_loss_contours, plot_trajectories,  # noqa: E402
+                                plot_trajectory)
 
 
 def bowl(w1, w2):
@@ -85,3 +86,18 @@ def test_plot_trajectory_rejects_points_that_are_not_2d(ax):
     """Is a path of 3-D points refused with a message naming the expected shape?"""
     with pytest.raises(ValueError, match=r"\(num_points, 2\)"):
         plot_trajectory(ax, np.zeros((4, 3)))
+
+
+def test_plot_trajectories_draws_each_path_in_its_colour_and_clips_a_diverging_one(ax):
+    """Does every path get its own colour and legend entry, and does a path that flies off stay on the map?"""
+    grid = loss_grid(bowl, (-2.0, 3.0), (-1.0, 0.0), num=11)
+    plot_loss_contours(ax, grid, title="A bowl", xlabel="$w_1$", ylabel="$w_2$")
+    paths = {"slow": [[-1.5, -0.8], [-1.0, -0.7]], "diverging": [[2.0, -0.2], [1e6, -1e9], [np.inf, np.nan]]}
+    lines = plot_trajectories(ax, paths)
+    assert [line.get_label() for line in lines] == ["slow", "diverging"]
+    assert lines[0].get_color() != lines[1].get_color()
+    clipped = lines[1].get_xydata()
+    assert clipped[1].tolist() == [3.0, -1.0] and np.isfinite(clipped).all()
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["slow", "diverging"]
+    with pytest.raises(ValueError, match="colours"):
+        plot_trajectories(ax, {str(i): [[0, 0]] for i in range(3)}, colors=["red", "blue"])

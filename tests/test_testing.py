@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from dlcourse.testing import (assert_close, assert_finite, assert_raises, assert_scalar, assert_shape,
-                              inputs_unchanged)
+                              inputs_unchanged, torch_optimizer_trajectory)
 
 
 def test_assert_close_accepts_within_tolerance_and_names_the_worst_index():
@@ -54,6 +54,29 @@ def test_inputs_unchanged_detects_in_place_changes():
     with inputs_unchanged(y=y):
         pass
 
+
+
+def test_inputs_unchanged_detects_changes_to_a_dict_of_arrays():
+    """Is an optimizer state changed in place reported: a key added, an array inside modified? Is a new dict fine?"""
+    state = {}
+    with pytest.raises(AssertionError, match=r"argument state in place \(keys added: 'm'"):
+        with inputs_unchanged(state=state):
+            state["m"] = np.zeros(2)
+    with pytest.raises(AssertionError, match=r"modified its argument state\['m'\]"):
+        with inputs_unchanged(state=state):
+            state["m"] += 1
+    with inputs_unchanged(state=state):
+        state = {"m": state["m"] * 0.9, "step": 1}
+
+
+def test_torch_optimizer_trajectory_follows_torch_optim():
+    """Does the oracle give SGD with momentum's hand-computed points, for a 0-d and a 2-d parameter in turn?"""
+    grads = [[np.array(1.0), np.ones((2, 3))], [np.array(-1.0), np.full((2, 3), 2.0)]]
+    path = torch_optimizer_trajectory("SGD", [np.array(0.5), np.zeros((2, 3))], grads, lr=0.1, momentum=0.9)
+    assert len(path) == 2 and path[0][0].shape == () and path[1][1].shape == (2, 3)
+    assert_close(path[0][0], 0.5 - 0.1)                       # v = 1
+    assert_close(path[1][0], 0.4 - 0.1 * (0.9 * 1.0 - 1.0))   # v = 0.9 - 1
+    assert_close(path[1][1], np.full((2, 3), -0.1 - 0.1 * 2.9))
 
 def test_assert_raises():
     """Does assert_raises fail when nothing is raised?"""

@@ -1,0 +1,11 @@
+"""adamw_step adds weight_decay * param to the gradient (L2 inside Adam) instead of decaying the parameter."""
+
+
+def adamw_step(param, grad, state, lr, beta1, beta2, eps, weight_decay):
+    grad = grad + weight_decay * param
+    step = state.get("step", 0) + 1
+    m = beta1 * state.get("m", 0.0) + (1 - beta1) * grad
+    v = beta2 * state.get("v", 0.0) + (1 - beta2) * grad ** 2
+    m_hat = m / (1 - beta1 ** step)
+    v_hat = v / (1 - beta2 ** step)
+    return param - lr * m_hat / (np.sqrt(v_hat) + eps), {"step": step, "m": m, "v": v}
