@@ -4,8 +4,9 @@
 class MLP(nn.Module):
     def __init__(self, in_features=784, hidden=128, n_classes=10):
         super().__init__()
-        self.layers = nn.Sequential(nn.Flatten(), nn.Linear(in_features, hidden), nn.ReLU(),
-                                    nn.Linear(hidden, n_classes))
+        self.flatten = nn.Flatten()
+        self.hidden = nn.Linear(in_features, hidden)
+        self.output = nn.Linear(hidden, n_classes)
 
     def forward(self, x):
-        return torch.softmax(self.layers(x), dim=1)
+        return torch.softmax(self.output(torch.relu(self.hidden(self.flatten(x)))), dim=1)
