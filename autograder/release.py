@@ -8,7 +8,9 @@ Steps, in order:
    must know the cells the students receive);
 2. run nbgrader's ``generate_assignment`` without a database (releasing needs no gradebook; grading rebuilds
    the same checksums from the same sources);
-3. rewrite each generated notebook in canonical form, so the same sources always give the same bytes;
+3. rewrite each generated notebook in canonical form, so the same sources always give the same bytes, with
+   the stubs of the answer cells saying what to write, or holding the defective code a debugging exercise
+   gives (:func:`insert_given`);
 4. regenerate the website's exercise pages, which describe the released notebooks.
 """
 
@@ -156,6 +158,43 @@ def name_stubs(source: str) -> str:
     return "\n".join(lines)
 
 
+_GIVEN = re.compile(r"^(?P<indent>[ \t]*)### GIVEN(?: (?P<code>.*))?$")
+
+
+def insert_given(source: str) -> str:
+    """Release the defective code of a debugging exercise: each stub followed by ``### GIVEN`` lines becomes the
+    code those lines hold, without the markers.
+
+    In a source notebook, the lines right after ``### END SOLUTION`` may say what the student receives instead
+    of the solution, one line each (``### GIVEN return torch.softmax(logits, dim=1)``; a bare ``### GIVEN``
+    gives nothing, e.g. for a missing line). In the solution they are comments; in the released notebook they
+    replace nbgrader's stub, so that the student gets code that runs and has a defect to find. A stub without
+    them stays a stub.
+
+    Raises:
+        ValueError: ``### GIVEN`` lines that do not follow a solution region.
+    """
+    lines = source.split("\n")
+    out: list[str] = []
+    index = 0
+    while index < len(lines):
+        line = lines[index]
+        if _GIVEN.match(line):
+            raise ValueError(f"a `### GIVEN` line must follow `### END SOLUTION`: {line.strip()!r}")
+        stub = line.strip() == "# YOUR CODE HERE" and index + 2 < len(lines) and \
+            lines[index + 1].strip() == _STUB and _GIVEN.match(lines[index + 2])
+        if not stub:
+            out.append(line)
+            index += 1
+            continue
+        index += 2
+        while index < len(lines) and (given := _GIVEN.match(lines[index])):
+            if given["code"] is not None:
+                out.append(given["indent"] + given["code"])
+            index += 1
+    return "\n".join(out)
+
+
 def write_canonical(nb: nbformat.NotebookNode, path: Path) -> None:
     """Write a notebook without outputs or execution counts, in nbformat's standard layout."""
     for cell in nb.cells:
@@ -187,7 +226,7 @@ def release(names: list[str] | None = None, root: Path = ROOT, release_dir: Path
             nb = nbformat.read(path, as_version=4)
             for cell in nb.cells:
                 if is_answer(cell):
-                    cell.source = name_stubs(cell.source)
+                    cell.source = name_stubs(insert_given(cell.source))
             write_canonical(nb, path)
             written.append(path)
     if release_dir is None:

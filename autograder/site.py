@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from autograder.nbgrader_api import ROOT
-from autograder.notebooks import ReleasedNotebook, Task
+from autograder.notebooks import ReleasedNotebook, Task, is_answer
 from dlcourse.course import CourseConfig, load_config
 
 PAGES_DIR = Path("book") / "exercises"
@@ -38,6 +38,7 @@ class Assignment:
     summary: str
     tasks: list[Task]
     gpu: bool = False      # the notebook asks Colab for a GPU runtime
+    debugging: bool = False  # the answer cells hold given code with defects to fix, not stubs (release's GIVEN)
 
     @property
     def points(self) -> float:
@@ -72,6 +73,7 @@ def read_assignment(name: str, root: Path = ROOT) -> Assignment:
     if not notebooks:
         raise FileNotFoundError(f"exercises/{name} holds no notebook: run `python -m autograder release {name}`")
     title, summary, tasks, gpu = name, "", [], False
+    stubs = answers = 0
     for number, path in enumerate(notebooks):
         released = ReleasedNotebook.from_notebook(path)
         if number == 0:
@@ -80,8 +82,12 @@ def read_assignment(name: str, root: Path = ROOT) -> Assignment:
             if markdown_cells:
                 title, summary = _title_and_summary(markdown_cells[0].source, name)
         tasks += released.tasks()
+        answer_cells = [c for c in released.released.cells if is_answer(c)]
+        answers += len(answer_cells)
+        stubs += sum("raise NotImplementedError" in c.source for c in answer_cells)
     notebook = notebooks[0].relative_to(root).as_posix()
-    return Assignment(name, notebook, title, summary, [t for t in tasks if t.functions or t.tests], gpu)
+    return Assignment(name, notebook, title, summary, [t for t in tasks if t.functions or t.tests], gpu,
+                      debugging=answers > 0 and stubs == 0)
 
 
 def _cell(text: str) -> str:
@@ -127,11 +133,13 @@ def render_page(assignment: Assignment, config: CourseConfig) -> str:
         "",
         "## Tasks",
         "",
-        "Each task is a function for you to write in its answer cell; the test cell below it grades it. The table "
+        ("Each task is a function given in its answer cell with one defect for you to find and fix; "
+         if assignment.debugging else "Each task is a function for you to write in its answer cell; ") +
+        "the test cell below it grades it. The table "
         "says what the tests check: the visible tests try a small worked example, hidden tests run when you "
         "submit.",
         "",
-        "| Task | You implement | Test cell: what it checks | Points |",
+        f"| Task | {'You fix' if assignment.debugging else 'You implement'} | Test cell: what it checks | Points |",
         "| --- | --- | --- | ---: |",
     ]
     for task in assignment.tasks:
@@ -146,8 +154,9 @@ def render_page(assignment: Assignment, config: CourseConfig) -> str:
         "",
         "1. Open the notebook with one of the links above. On Colab, save a copy to your Drive first "
         "(*File → Save a copy in Drive*) so that your work is kept.",
-        "2. In each answer cell, replace `raise NotImplementedError(\"write ... here\")` with your code, then run the "
-        "test cell "
+        ("2. In each answer cell, find and fix the defect of the given code" if assignment.debugging else
+         "2. In each answer cell, replace `raise NotImplementedError(\"write ... here\")` with your code") +
+        ", then run the test cell "
         "below it. Keep the function names and arguments; do not edit, copy or delete the test cells.",
         "3. Restart the kernel and run all cells (*Runtime → Restart and run all* on Colab, *Kernel → Restart "
         "Kernel and Run All Cells* in Jupyter): every test cell must run without an error. Passing the visible "

@@ -16,7 +16,7 @@ This module draws; it holds no optimiser and no solution to any exercise.
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple, Sequence
+from typing import Callable, Mapping, NamedTuple, Sequence
 
 import numpy as np
 

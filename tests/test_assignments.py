@@ -36,7 +36,7 @@ MUTANTS = ROOT / "tests" / "mutants"
 # recorded here: its grading test trains a network per submission for minutes).
 MAX_POINTS_LOST = {"01-losses": 3.0, "02-gradient-descent": 3.0, "03-backprop": 3.33, "04-numpy-net": 3.57,
                    "05-pytorch": 6.0, "07-optimizers": 2.25, "08-regularization": 4.0,
-                   "10-capstone": 10.5}
+                   "09-debugging": 2.0, "10-capstone": 10.5}
 
 
 # Test cells that grade a function without being named after it: the training test of a network class.

@@ -42,6 +42,7 @@ def test_notebook_is_committed_clean(path):
 
 # The notebooks that train networks on a GPU: the PyTorch chapters and assignments (and nothing else).
 GPU_NOTEBOOKS = {"book/08-pytorch.ipynb", "book/09-cnn.ipynb", "book/10-practical-tricks.ipynb",
+                 "book/12-debugging-training.ipynb",
                  "solutions/05-pytorch/pytorch.ipynb", "solutions/06-cnn/cnn.ipynb",
                  "exercises/05-pytorch/pytorch.ipynb", "exercises/06-cnn/cnn.ipynb",
                  "solutions/10-capstone/capstone.ipynb", "exercises/10-capstone/capstone.ipynb"}
