@@ -18,6 +18,7 @@ SESSION_START = time.time()
 TIERS = ("unit", "grading", "book", "browser", "hub")
 
 
+@pytest.hookimpl(tryfirst=True)   # before pytest-xdist's own hook, which reads the xdist_group marks
 def pytest_collection_modifyitems(config, items):
     """Mark unit tests, and keep work that must not be split across pytest-xdist workers on one worker each:
     the tests that read the built book (one build, then the browser) and the JupyterHub tests (local accounts)."""

@@ -163,7 +163,7 @@ def train_model(X_train, y_train, X_val, y_val):
 '''
 
 
-@pytest.mark.slow
+@pytest.mark.grading
 def test_heldout_data_reaches_no_submission_and_manual_grades_are_exported(tmp_path, grading_env):
     """A submission that hunts for the held-out set (environment, every file it can see, the exact path, other
     processes) finds nothing and scores 0 on it; the labels appear in no file grading writes; a linear model gets
