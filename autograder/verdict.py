@@ -35,12 +35,13 @@ from nbformat import NotebookNode
 from autograder.notebooks import is_answer, is_test, nbgrader_meta
 
 # Assignments whose tests run in the trusted runner: their test cells call the student's functions with data
-# (arrays, numbers, lists, dicts, NumPy generators) and check what comes back; 03's "NumPy only" guards run in
-# the kernel around the calls. The others still run their test cells in the student's kernel, where the verdict
-# is best-effort (README, "Grade"): 02 passes callbacks (lambdas) into student code and switches a course helper
-# off around the call in the test cell itself; 04 moves the Fashion-MNIST training set into the call and times
-# it; 05 and 06 test PyTorch objects (autograd Functions, modules, training loops, data loaders).
-TRUSTED_ASSIGNMENTS = frozenset({"01-losses", "03-backprop"})
+# (arrays, numbers, lists, dicts, NumPy generators) and check what comes back; 03's and 04's "NumPy only" guards
+# and 02's switched-off gradient checkers run in the kernel around the calls. 02 passes callbacks (lambdas) into
+# the student's code: they run in the kernel, rebuilt from their source (trusted_runner, "Callbacks and given
+# data"); 04's Fashion-MNIST arrays come from a given cell that both sides run, and are never sent. The others
+# (05, 06: PyTorch objects) still run their test cells in the student's kernel, where the verdict is best-effort
+# (README, "Grade").
+TRUSTED_ASSIGNMENTS = frozenset({"01-losses", "02-gradient-descent", "03-backprop", "04-numpy-net"})
 AGENT = Path(__file__).with_name("kernel_side.py")
 RUNNER = Path(__file__).with_name("trusted_runner.py")
 MAX_ANSWER = 96 * 2**20     # characters of one answer of the kernel's agent (its arrays: 64 MiB at most)
