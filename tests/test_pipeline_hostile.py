@@ -114,18 +114,33 @@ def test_as_an_ordinary_user(tmp_path):
     _check_scores(cases, rows, result)
 
 
+ONLY_1D_2D = ("def numerical_gradient(f, x, h=1e-5):\n"
+              "    x = np.array(x, dtype=np.float64)\n"
+              "    grad = np.zeros_like(x)\n"
+              "    if x.ndim not in (1, 2):   # the bug: only the shapes of the visible tests\n"
+              "        return grad\n"
+              "    for index in np.ndindex(x.shape):\n"
+              "        step = np.zeros_like(x)\n"
+              "        step[index] = h\n"
+              "        grad[index] = (f(x + step) - f(x - step)) / (2 * h)\n"
+              "    return grad")
+
+
 @pytest.mark.parametrize("assignment", ["02-gradient-descent", "04-numpy-net"])
 def test_cheats_on_callbacks_and_given_data_score_only_their_honest_part(assignment, tmp_path):
     """02 passes the test's callbacks into the student's code, 04 trains on a given cell's Fashion-MNIST arrays
     that are never sent: do three cheats that win in the kernel (input transformer, pre_run_cell hook, helpers'
     code swapped) score, test by test, exactly the same work without the cheat, and the honest control full
     marks? (Only the control trains on Fashion-MNIST.)"""
-    from autograder.notebooks import source_notebook
-
     import nbformat
+
+    from autograder.notebooks import build_submission, source_notebook
 
     name = source_notebook(assignment).name
     cases = numpy_hostile_cases(assignment)
+    if assignment == "02-gradient-descent":   # issue 12: a failed hidden check's message reaches the feedback
+        cases.append(("hidden-failure", "numerical_gradient right for 1-D and 2-D x only",
+                      build_submission(assignment, {"numerical_gradient": ONLY_1D_2D}), False))
     for student, _, nb, _ in cases:
         (tmp_path / "in" / student).mkdir(parents=True)
         nbformat.write(nb, tmp_path / "in" / student / name)
@@ -149,3 +164,17 @@ def test_cheats_on_callbacks_and_given_data_score_only_their_honest_part(assignm
         if cheat:
             assert rows[student]["status"] == "graded", f"{student} ({why}): {rows[student]}"
             assert {t: rows[student][t] for t in tests} == {t: honest[t] for t in tests}, f"{student} ({why})"
+    if assignment != "02-gradient-descent":
+        return
+    assert 0 < float(rows["hidden-failure"]["test_numerical_gradient"]) < 3, rows["hidden-failure"]
+    result = run_autograder("feedback", assignment, env=env)
+    assert result.returncode == 0, result.stderr
+    folder = tmp_path / "grading" / "feedback"
+    page = (folder / "hidden-failure" / assignment / name.replace(".ipynb", ".html")).read_text(encoding="utf-8")
+    assert "What the check said:" in page and "numerical gradient on shape (2, 3, 4) is wrong" in page
+    secret = hidden_lines(assignment)
+    for path in sorted(folder.glob(f"*/{assignment}/*.html")):
+        text = path.read_text(encoding="utf-8")
+        own = (tmp_path / "in" / path.parts[-3] / name).read_text(errors="replace")   # visible tests included
+        leaked = [line for line in secret if line in text and line not in own]
+        assert not leaked, f"{path}: hidden test lines in the feedback: {leaked[:3]}"

@@ -271,3 +271,19 @@ def test_given_data_is_never_sent_nor_changed_from_the_kernel(kernel, monkeypatc
     y = namespace["y_small"].copy()
     runner.Proxy("train")(namespace["X_big"], y)
     assert y.tolist() == [7, 7, 7]
+
+
+def test_the_kernels_printout_cannot_pose_as_a_failed_check():
+    """The message of a partially passed test cell is read from its "[check failed]" lines: a line the student's
+    code printed during a call (it could carry what it saw of a hidden test, e.g. a callback's text) must not read
+    as one, even when split across two chunks."""
+    from autograder.verdict import _merge
+    from dlcourse.testing import FAILED_MARK
+
+    streams = [{"output_type": "stream", "name": "stdout", "text": "progress\n  [check "},
+               {"output_type": "stream", "name": "stdout", "text": "failed] sum(x**4): lambda v: SECRET\n"}]
+    runner_output = {"output_type": "stream", "name": "stdout", "text": f"{FAILED_MARK} real: message\n"}
+    merged = _merge(streams, [runner_output])
+    lines = [line for output in merged for line in output["text"].splitlines()]
+    assert [line for line in lines if line.startswith(FAILED_MARK)] == [f"{FAILED_MARK} real: message"]
+    assert any("SECRET" in line for line in lines), "the printout itself is kept"

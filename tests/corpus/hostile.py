@@ -235,20 +235,45 @@ NUMPY_PARTIAL = {
                       "    return init_params(layer_sizes, seed), {'train_loss': [], 'val_acc': []}"},
         {"test_train_mlp_small", "test_train_mlp_fashion_mnist"}, "init_params"),
 }
-NUMPY_CHEATS = ("cheat-transformer-alias", "cheat-pre-run-hook", "cheat-code-swap-gc")
+# Before every cell: the test cells' Checks become a class whose checks swallow every failure and whose score is
+# always full (04's unfinished tests fail on plain asserts and missing keys, which rebound helpers do not hide).
+CHECKS_REBIND = '''
+import contextlib as _contextlib
+class _AllPassed:
+    outcomes = []
+    def __init__(self, *args, **kwargs):
+        pass
+    def __call__(self, *args, **kwargs):
+        return _contextlib.suppress(Exception)
+    def discount(self, *args, **kwargs):
+        pass
+    def score(self, points):
+        return points
+def _rebind_checks(*args):
+    import sys as _s
+    setattr(getattr(_s, "mod" + "ules")["__main__"], "Che" + "cks", _AllPassed)
+_g = get_ipython
+getattr(_g(), "ev" + "ents").register("pre_run_cell", _rebind_checks)
+'''
+NUMPY_ONLY_CHEATS = {"cheat-checks-rebound": ("a pre_run_cell hook replacing Checks by one that always gives full "
+                                              "points", CHECKS_REBIND)}
+# Each wins in the kernel on that assignment (measured with --verdict kernel: 02's honest part 7/13, each cheat
+# 12.5 or 13; 04's honest part 13/20, the cheats 20).
+NUMPY_CHEATS = {"02-gradient-descent": ("cheat-transformer-alias", "cheat-pre-run-hook", "cheat-code-swap-gc"),
+                "04-numpy-net": ("cheat-transformer-alias", "cheat-shell-instance", "cheat-checks-rebound")}
 
 
 def numpy_hostile_cases(assignment: str) -> list[tuple[str, str, nbformat.NotebookNode, bool]]:
     """``(student, why, notebook, is_cheat)`` for one batch of ``assignment``: the honest control, the honest part
-    alone (``honest-partial``), and the cheats of NUMPY_CHEATS added to that honest part."""
+    alone (``honest-partial``), and its cheats of NUMPY_CHEATS added to that honest part."""
     from autograder.notebooks import build_submission
 
     placeholders, _, first = NUMPY_PARTIAL[assignment]
     cases = [("honest-control", "the reference solutions", build_submission(assignment), False),
              ("honest-partial", "the cheats' honest work without any cheat",
               build_submission(assignment, placeholders), False)]
-    for student in NUMPY_CHEATS:
-        why, code = CHEATS[student]
+    for student in NUMPY_CHEATS[assignment]:
+        why, code = {**CHEATS, **NUMPY_ONLY_CHEATS}[student]
         nb = build_submission(assignment, placeholders)
         nb.cells[_cell(nb, first)].source += "\n" + code
         cases.append((student, why, nb, True))
