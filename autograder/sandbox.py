@@ -11,7 +11,8 @@ submission. With bubblewrap (``bwrap``) the sandbox has:
   can write is the slot's ``ipc`` folder (the kernel's sockets); the grader gives each kernel a fresh folder
   there under a random name and removes it with :func:`remove_tree`, which never follows a symbolic link;
 - no network (its own network namespace with only a loopback device): the grader talks to the kernel over
-  Unix sockets (ZeroMQ ``ipc`` transport);
+  Unix sockets (ZeroMQ ``ipc`` transport), through descriptors of the socket files it opened (without following
+  links) once the fresh kernel had bound them, so a kernel that swaps them later cannot redirect the grader;
 - its own PID and IPC namespaces; the factory keeps no capability it does not need (``--cap-drop ALL``, then as
   root only setuid/setgid/kill); bubblewrap dies with the grader;
 - per kernel (see ``zygote.py``): another user id than the factory's when grading as root; where the system
