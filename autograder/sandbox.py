@@ -11,7 +11,8 @@ submission. With bubblewrap (``bwrap``) the sandbox has:
   can write is the slot's ``ipc`` folder (the kernel's sockets); the grader gives each kernel a fresh folder
   there under a random name and removes it with :func:`remove_tree`, which never follows a symbolic link;
 - no network (its own network namespace with only a loopback device): the grader talks to the kernel over
-  Unix sockets (ZeroMQ ``ipc`` transport);
+  Unix sockets (ZeroMQ ``ipc`` transport), through descriptors of the socket files it opened (without following
+  links) once the fresh kernel had bound them, so a kernel that swaps them later cannot redirect the grader;
 - its own PID and IPC namespaces; the factory keeps no capability it does not need (``--cap-drop ALL``, then as
   root only setuid/setgid/kill); bubblewrap dies with the grader;
 - per kernel (see ``zygote.py``): another user id than the factory's when grading as root; where the system
@@ -32,10 +33,12 @@ import json
 import os
 import select
 import shutil
+import stat
 import subprocess
 import sys
 import tempfile
 import threading
+import time
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -641,6 +644,8 @@ class Slot:
         self._group: SubmissionCgroup | None = None
         self._oom_before = 0
         self._restart = False
+        self._pinned: list[int] = []       # O_PATH descriptors of the current kernel's socket files
+        self._pin_dir: Path | None = None  # the grader's own folder of links to them (see _pin_sockets)
 
     # -- the factory ---------------------------------------------------------------------------------------
     def start(self, timeout: float = 300) -> None:
@@ -782,6 +787,10 @@ class Slot:
                     pass
         self.process = None
         self.kernel_pid = None
+        self._unpin()
+        if self._pin_dir is not None:
+            remove_tree(self._pin_dir)
+            self._pin_dir = None
         if self._group is not None:
             self._group.remove()
             self._group = None
@@ -842,6 +851,7 @@ class Slot:
                 self.kernel_pid = None
                 raise SandboxError(f"could not put the kernel in its control group: {error}") from None
         self._request({"op": "go", "pid": self.kernel_pid})
+        info = await self._pin_sockets(folder, info, ports, startup_timeout)
         client = SlotKernelClient()
         client.load_connection_info(info)
         client.slot = self
@@ -853,6 +863,56 @@ class Slot:
             raise SandboxError(f"the kernel did not start: {error}; {self.kernel_log()}") from None
         client.allow_stdin = False
         return client, SlotKernelManager(self)
+
+    # -- the kernel's socket files, pinned -------------------------------------------------------------------
+    # The kernel can write in its sockets' folder (it binds them there; as an ordinary user, or owning the folder
+    # as root, it may also replace them). Were the grader to connect by path, a socket file swapped for a link to
+    # a host socket would make it connect there on its next (re)connection. So, once the fresh kernel has bound
+    # its five sockets (before any cell runs), the grader opens each file without following links (O_PATH) and
+    # connects through links of its own, in a folder outside the sandbox, to /proc/<its pid>/fd/<that
+    # descriptor>: every later connection reaches the socket the kernel bound, whatever the folder holds then.
+
+    async def _pin_sockets(self, folder: Path, info: dict, ports: dict, timeout: float) -> dict:
+        import asyncio
+
+        self._unpin()
+        if self._pin_dir is None:
+            self._pin_dir = Path(tempfile.mkdtemp(prefix="ag-sockets-"))
+        names = [f"k-{port}" for port in ports.values()]
+        deadline = time.monotonic() + timeout
+        directory = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+        try:
+            pending = list(names)
+            while pending:
+                for name in list(pending):
+                    try:
+                        descriptor = os.open(name, os.O_PATH | os.O_NOFOLLOW, dir_fd=directory)
+                    except FileNotFoundError:
+                        continue
+                    except OSError as error:   # ELOOP: a link, not the kernel's socket
+                        raise SandboxError(f"the kernel's socket file {name} is not a socket: {error}") from None
+                    self._pinned.append(descriptor)
+                    if not stat.S_ISSOCK(os.fstat(descriptor).st_mode):
+                        raise SandboxError(f"the kernel's socket file {name} is not a socket")
+                    os.symlink(f"/proc/{os.getpid()}/fd/{descriptor}", self._pin_dir / name)
+                    pending.remove(name)
+                if pending:
+                    if time.monotonic() > deadline or not self.kernel_alive():
+                        raise SandboxError(f"the kernel did not start (it bound no sockets); {self.kernel_log()}")
+                    await asyncio.sleep(0.02)
+        finally:
+            os.close(directory)
+        return {**info, "ip": str(self._pin_dir / "k")}
+
+    def _unpin(self) -> None:
+        for descriptor in self._pinned:
+            try:
+                os.close(descriptor)
+            except OSError:
+                pass
+        self._pinned = []
+        if self._pin_dir is not None and self._pin_dir.is_dir():
+            empty_folder(self._pin_dir)
 
     def kernel_log(self) -> str:
         if not self.sandboxed:

@@ -30,6 +30,7 @@ import os
 import pickle
 import sys
 import traceback
+import types
 
 from dlcourse.testing import ReportedError
 
@@ -93,14 +94,14 @@ class _Pickler(pickle.Pickler):
             return ("h", object.__getattribute__(obj, "_key"))
         if isinstance(obj, Proxy):
             return ("n", object.__getattribute__(obj, "_name"))
-        return None
+        return _callback_or_given_id(obj)
 
 
 def _walk(obj, found: list, seen: set) -> None:
     """The mutable objects among the arguments, in the order the kernel's agent walks them."""
     import numpy
 
-    if id(obj) in seen:
+    if id(obj) in seen or _is_given_data(obj):   # given data: the kernel has its own copy, never synced
         return
     mutable = isinstance(obj, (numpy.ndarray, list, dict, numpy.random.Generator))
     if isinstance(obj, (list, tuple, dict)) or mutable:
@@ -352,10 +353,101 @@ class Handle:
         return f"<{object.__getattribute__(self, '_type')} object of the submission>"
 
 
+# ---- Callbacks and given data (02-gradient-descent's callbacks, 04-numpy-net's Fashion-MNIST) -------------------
+#
+# A test may pass a function of its own into the student's code (``gradient_descent(lambda x: a * (x - c), ...)``):
+# the student's code calls it many times, so it runs in the kernel. Every lambda of a test or given cell is
+# tagged with its source text (an AST rewrite here, the cell's text is unchanged); when one is passed to the kernel,
+# the kernel's agent rebuilds it from that text with the values of the names it uses (data, modules by name, the
+# student's own functions by name). Whatever the kernel makes of it can only change what the student's code
+# returns, which is checked here. Its behaviour was observable by calling it anyway; its text reaches the kernel,
+# never the feedback.
+#
+# Arrays a given cell binds (the Fashion-MNIST training set) are never sent: the kernel ran the same given cell and
+# has its own copies, named by the name the cell bound them to. The trusted copies are made read-only and are never
+# updated from the kernel, so a test's own checks on them (validation accuracy of the returned parameters) use the
+# data this process loaded itself.
+
+KERNEL_FUNCTION = "__ag_kernel_function__"
+GIVEN_DATA: dict[int, tuple[str, object]] = {}   # id -> (name in the given cell, the array, kept alive)
+
+
+def _kernel_function(function, source: str):
+    """Tag a lambda of a test or given cell with its source (the rewritten cell calls this around each lambda)."""
+    try:
+        function._ag_source = source
+    except (AttributeError, TypeError):
+        pass
+    return function
+
+
+class _TagCallbacks(ast.NodeTransformer):
+    def __init__(self, source: str):
+        self.source = source
+
+    def visit_Lambda(self, node: ast.Lambda):
+        segment = ast.get_source_segment(self.source, node)
+        self.generic_visit(node)
+        if segment is None:
+            return node
+        call = ast.Call(func=ast.Name(KERNEL_FUNCTION, ast.Load()), args=[node, ast.Constant(segment)],
+                        keywords=[])
+        return ast.copy_location(call, node)
+
+
+def _tag_callbacks(tree: ast.Module, source: str, namespace: dict) -> ast.Module:
+    namespace[KERNEL_FUNCTION] = _kernel_function
+    return ast.fix_missing_locations(_TagCallbacks(source).visit(tree))
+
+
+def _callback_bindings(function, source: str) -> dict:
+    """The values of the names a tagged lambda's text uses: its closure's, then its cell's globals."""
+    names = {node.id for node in ast.walk(ast.parse(f"(\n{source}\n)", mode="eval")) if isinstance(node, ast.Name)}
+    closure = {}
+    for name, cell in zip(function.__code__.co_freevars, function.__closure__ or ()):
+        try:
+            closure[name] = cell.cell_contents
+        except ValueError:   # an empty cell
+            pass
+    space = function.__globals__
+    return {name: closure[name] if name in closure else space[name] for name in sorted(names)
+            if (name in closure or name in space) and name != KERNEL_FUNCTION}
+
+
+def _is_given_data(obj) -> bool:
+    entry = GIVEN_DATA.get(id(obj))
+    return entry is not None and entry[1] is obj
+
+
+def _callback_or_given_id(obj):
+    """The persistent id of a tagged lambda (its source and bindings), of given data (its name) or of a module
+    (its name); None for anything else (pickled by value, or refused)."""
+    if isinstance(obj, types.FunctionType) and isinstance(getattr(obj, "_ag_source", None), str):
+        return ("f", obj._ag_source, _callback_bindings(obj, obj._ag_source))
+    if _is_given_data(obj):
+        return ("g", GIVEN_DATA[id(obj)][0])
+    if isinstance(obj, types.ModuleType):
+        return ("m", obj.__name__)
+    return None
+
+
+def _register_given_data(namespace: dict, before: dict) -> None:
+    """Record the NumPy arrays a given cell bound (new or rebound names) and make them read-only here."""
+    numpy = sys.modules.get("numpy")
+    if numpy is None:
+        return
+    for name, value in namespace.items():
+        if isinstance(value, numpy.ndarray) and before.get(name) is not value and not value.dtype.hasobject:
+            for key in [k for k, (bound, _) in GIVEN_DATA.items() if bound == name]:
+                del GIVEN_DATA[key]   # the kernel's name now holds the new array
+            value.flags.writeable = False
+            GIVEN_DATA[id(value)] = (name, value)
+
+
 def _run(source: str, filename: str, namespace: dict):
     """Execute a cell as IPython does: the value of a last expression is returned (None otherwise)."""
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
-    tree = ast.parse(source, filename)
+    tree = _tag_callbacks(ast.parse(source, filename), source, namespace)
     last = None
     # IPython shows the value of a last expression, unless the cell ends with a semicolon.
     if tree.body and isinstance(tree.body[-1], ast.Expr) and not source.rstrip().endswith(";"):
@@ -462,12 +554,14 @@ def main(connection=None) -> None:
             # The released notebook's given cells (imports, helpers): their errors are not graded, as in nbgrader.
             out, err = sys.stdout, sys.stderr
             sys.stdout = sys.stderr = io.StringIO()
+            bound = dict(namespace)
             try:
                 _run(message["source"], f"<given cell {message.get('grade_id')}>", namespace)
             except BaseException:   # noqa: BLE001
                 pass
             finally:
                 sys.stdout, sys.stderr = out, err
+            _register_given_data(namespace, bound)
             for name in message.get("names", []):   # answer names the given cell might have shadowed
                 namespace[name] = Proxy(name)
             _install_guards(namespace)

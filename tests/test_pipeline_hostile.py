@@ -20,7 +20,7 @@ import pytest
 from autograder.feedback import hidden_lines
 from conftest import ROOT, run_autograder
 from corpus import ASSIGNMENT, NOTEBOOK, POINTS
-from corpus.hostile import HONEST, write_hostile
+from corpus.hostile import HONEST, NUMPY_PARTIAL, numpy_hostile_cases, write_hostile
 
 pytestmark = pytest.mark.grading
 LIMITS = ["--timeout", "20", "--memory", "1024", "--processes", "32", "--workers", "2", "--no-progress"]
@@ -112,3 +112,69 @@ def test_as_an_ordinary_user(tmp_path):
     if result.returncode != 0 and "bubblewrap" in result.stderr and not rows:
         pytest.skip(f"the sandbox cannot start for an ordinary user here: {result.stderr[-500:]}")
     _check_scores(cases, rows, result)
+
+
+ONLY_1D_2D = ("def numerical_gradient(f, x, h=1e-5):\n"
+              "    x = np.array(x, dtype=np.float64)\n"
+              "    grad = np.zeros_like(x)\n"
+              "    if x.ndim not in (1, 2):   # the bug: only the shapes of the visible tests\n"
+              "        return grad\n"
+              "    for index in np.ndindex(x.shape):\n"
+              "        step = np.zeros_like(x)\n"
+              "        step[index] = h\n"
+              "        grad[index] = (f(x + step) - f(x - step)) / (2 * h)\n"
+              "    return grad")
+
+
+@pytest.mark.parametrize("assignment", ["02-gradient-descent", "04-numpy-net"])
+def test_cheats_on_callbacks_and_given_data_score_only_their_honest_part(assignment, tmp_path):
+    """02 passes the test's callbacks into the student's code, 04 trains on a given cell's Fashion-MNIST arrays
+    that are never sent: do three cheats that win in the kernel (input transformer, pre_run_cell hook, helpers'
+    code swapped) score, test by test, exactly the same work without the cheat, and the honest control full
+    marks? (Only the control trains on Fashion-MNIST.)"""
+    import nbformat
+
+    from autograder.notebooks import build_submission, source_notebook
+
+    name = source_notebook(assignment).name
+    cases = numpy_hostile_cases(assignment)
+    if assignment == "02-gradient-descent":   # issue 12: a failed hidden check's message reaches the feedback
+        cases.append(("hidden-failure", "numerical_gradient right for 1-D and 2-D x only",
+                      build_submission(assignment, {"numerical_gradient": ONLY_1D_2D}), False))
+    for student, _, nb, _ in cases:
+        (tmp_path / "in" / student).mkdir(parents=True)
+        nbformat.write(nb, tmp_path / "in" / student / name)
+    env = dict(os.environ, DLCOURSE_GRADING_DIR=str(tmp_path / "grading"),
+               PATH=str(ROOT / ".venv" / "bin") + os.pathsep + os.environ.get("PATH", ""))
+    result = run_autograder("grade", assignment, str(tmp_path / "in"), "--output", str(tmp_path / "grades.csv"),
+                            "--workers", "2", "--no-progress", env=env)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
+    with (tmp_path / "grades.csv").open(newline="") as handle:
+        rows = {row["student_id"]: row for row in csv.DictReader(handle)}
+    tests = [column for column in rows["honest-control"] if column.startswith("test_")]
+    control, honest = rows["honest-control"], rows["honest-partial"]
+    assert float(control["score"]) == float(control["max_score"]), control
+    undone = NUMPY_PARTIAL[assignment][1]
+    for test in tests:
+        if test in undone:
+            assert float(honest[test]) < float(control[test]), f"{test}: {honest}"
+        else:
+            assert float(honest[test]) == float(control[test]), f"{test}: {honest}"
+    for student, why, _, cheat in cases:
+        if cheat:
+            assert rows[student]["status"] == "graded", f"{student} ({why}): {rows[student]}"
+            assert {t: rows[student][t] for t in tests} == {t: honest[t] for t in tests}, f"{student} ({why})"
+    if assignment != "02-gradient-descent":
+        return
+    assert 0 < float(rows["hidden-failure"]["test_numerical_gradient"]) < 3, rows["hidden-failure"]
+    result = run_autograder("feedback", assignment, env=env)
+    assert result.returncode == 0, result.stderr
+    folder = tmp_path / "grading" / "feedback"
+    page = (folder / "hidden-failure" / assignment / name.replace(".ipynb", ".html")).read_text(encoding="utf-8")
+    assert "What the check said:" in page and "numerical gradient on shape (2, 3, 4) is wrong" in page
+    secret = hidden_lines(assignment)
+    for path in sorted(folder.glob(f"*/{assignment}/*.html")):
+        text = path.read_text(encoding="utf-8")
+        own = (tmp_path / "in" / path.parts[-3] / name).read_text(errors="replace")   # visible tests included
+        leaked = [line for line in secret if line in text and line not in own]
+        assert not leaked, f"{path}: hidden test lines in the feedback: {leaked[:3]}"

@@ -156,6 +156,54 @@ print(done)
     assert list(slot.ipc.iterdir()) == []   # nothing of the kernels is left on the host
 
 
+def test_swapped_socket_files_never_make_the_grader_connect_elsewhere(slot, tmp_path):
+    """Does a kernel that replaces its socket files with links to a host socket leave the grader connecting to the
+    kernel it started (a fresh connection, as on a reconnect), and the host socket untouched?"""
+    import socket
+
+    from autograder.sandbox import SlotKernelClient
+
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    target = tmp_path / "host.sock"
+    listener.bind(str(target))
+    listener.listen(8)
+    listener.settimeout(0.5)
+    code = f"""
+import glob, os
+swapped = []
+for path in glob.glob('/sandbox/ipc/*/k-*'):
+    os.unlink(path)
+    os.symlink({str(target)!r}, path)
+    swapped.append(os.path.basename(path))
+print(sorted(swapped))
+"""
+
+    async def scenario():
+        kc, _ = await slot.start_kernel()
+        try:
+            reply = await kc.execute(code, reply=True, timeout=60)
+            assert reply["content"]["status"] == "ok", reply
+            again = SlotKernelClient()
+            again.load_connection_info(kc.get_connection_info())
+            again.start_channels()
+            try:
+                info = await again.kernel_info(reply=True, timeout=30)
+                assert info["content"]["status"] == "ok"
+            finally:
+                again.stop_channels()
+        finally:
+            kc.stop_channels()
+
+    try:
+        asyncio.run(scenario())
+        with pytest.raises(socket.timeout):
+            listener.accept()
+    finally:
+        slot.finish_kernel()
+        listener.close()
+    assert_next_submission_is_normal(slot)
+
+
 def test_nothing_a_submission_leaves_reaches_the_next(slot):
     """Are files in the working folder, /tmp and /dev/shm, even in folders made unreadable, gone for the next
     submission?"""
@@ -427,7 +475,7 @@ def test_hostile_kernels_as_an_ordinary_user():
          # The cases where an ordinary user's grader differs: one user id for the factory and its kernels, no
          # control group unless delegated (the memory case then says why it is skipped). Not the fork bomb:
          # emulated, the "ordinary user" is root outside, which RLIMIT_NPROC does not bound.
-         "planted or leaves or killing or shared_memory or memory_is_bounded or filtered or capability"],
+         "planted or swapped or leaves or killing or shared_memory or memory_is_bounded or filtered or capability"],
         cwd=ROOT, env={**os.environ, "AG_HOSTILE_INNER": "1"}, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-3000:]
     assert " passed" in result.stdout

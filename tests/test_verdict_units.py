@@ -200,3 +200,91 @@ def test_a_runner_stopped_after_the_time_limit_is_replaced():
             await runner_.close()
 
     asyncio.run(scenario())
+
+
+def test_a_tests_callback_runs_in_the_kernel_rebuilt_from_its_source(kernel):
+    """02-gradient-descent passes lambdas into the student's code: is each one rebuilt in the kernel from its text
+    with the values of the names it uses (data, numpy, a closure, another student function), called there, and
+    still an ordinary function in the test itself?"""
+    exec("import numpy as np\n"
+         "calls = []\n"
+         "def descend(grad_f, x0, steps):\n"
+         "    x = x0.copy()\n"
+         "    for _ in range(steps):\n"
+         "        calls.append(type(grad_f).__name__)\n"
+         "        x = x - 0.1 * grad_f(x)\n"
+         "    return x\n"
+         "def double(v):\n"
+         "    return 2 * v\n", kernel)
+    namespace = {"descend": runner.Proxy("descend"), "double": runner.Proxy("double")}
+    source = ("import numpy as np\n"
+              "a, c = np.array([1.0, 4.0]), np.array([2.0, -1.0])\n"
+              "def closure(scale):\n"
+              "    return lambda x: scale * a * (x - c)\n"
+              "x = descend(lambda x: a * (x - c), np.zeros(2), 3)\n"
+              "expected = c + (1 - 0.1 * a) ** 3 * (0 - c)\n"
+              "assert np.allclose(x, expected), x\n"
+              "assert np.allclose(descend(closure(0.5), np.zeros(2), 1), 0.05 * a * c)\n"
+              "assert np.allclose(descend(lambda x: double(x), np.ones(1), 1), [0.8])\n"
+              "local = lambda v: v + 1\n"
+              "assert local(1) == 2\n")
+    result = runner._test({"source": source, "grade_id": "t", "count": 1}, namespace)
+    assert result["verdict"] == {"by": "passed"}, result["outputs"]
+    assert kernel["calls"] == ["function"] * 5
+
+
+def test_a_callback_that_cannot_be_sent_is_refused_clearly(kernel):
+    """A lambda using an object that is not data (here the test's own Checks) is an error of the test, named."""
+    exec("def call(f):\n    return f(1)\n", kernel)
+    namespace = {"call": runner.Proxy("call")}
+    source = "import threading\nlock = threading.Lock()\ncall(lambda v: lock)\n"
+    result = runner._test({"source": source, "grade_id": "t", "count": 1}, namespace)
+    assert result["verdict"]["by"] == "error"
+    assert "cannot pass" in result["outputs"][-1]["evalue"]
+
+
+def test_given_data_is_never_sent_nor_changed_from_the_kernel(kernel, monkeypatch):
+    """04-numpy-net's Fashion-MNIST arrays: a given cell that both sides run binds them; a call passes the kernel's
+    own copy by name (the request stays small), the kernel's changes to it are not applied here, and the trusted
+    copy is read-only."""
+    monkeypatch.setattr(runner, "GIVEN_DATA", {})
+    given = ("import numpy as np\nX_big = np.arange(500_000, dtype=np.float64).reshape(1000, 500)\n"
+             "y_small = np.arange(3)")
+    exec(given, kernel)
+    exec("def train(X, y):\n"
+         "    y[:] = 7\n"
+         "    X[0, 0] = -1.0\n"
+         "    return X is globals()['X_big'], float(X.sum()), y.copy()\n", kernel)
+    namespace = {"train": runner.Proxy("train")}
+    before = dict(namespace)
+    runner._run(given, "<given cell data>", namespace)
+    runner._register_given_data(namespace, before)
+    sizes = []
+    send = runner.CHANNEL.send
+    monkeypatch.setattr(runner.CHANNEL, "send", lambda message: (sizes.append(len(message["request"])),
+                                                                 send(message)))
+    same, total, y_seen = runner.Proxy("train")(namespace["X_big"], namespace["y_small"])
+    assert same is True and y_seen.tolist() == [7, 7, 7]
+    assert sizes[0] < 2000, "the given array was sent"
+    assert namespace["y_small"].tolist() == [0, 1, 2] and namespace["X_big"][0, 0] == 0.0
+    assert not namespace["X_big"].flags.writeable
+    # A copy made by the test is ordinary data again: sent, and its changes applied.
+    y = namespace["y_small"].copy()
+    runner.Proxy("train")(namespace["X_big"], y)
+    assert y.tolist() == [7, 7, 7]
+
+
+def test_the_kernels_printout_cannot_pose_as_a_failed_check():
+    """The message of a partially passed test cell is read from its "[check failed]" lines: a line the student's
+    code printed during a call (it could carry what it saw of a hidden test, e.g. a callback's text) must not read
+    as one, even when split across two chunks."""
+    from autograder.verdict import _merge
+    from dlcourse.testing import FAILED_MARK
+
+    streams = [{"output_type": "stream", "name": "stdout", "text": "progress\n  [check "},
+               {"output_type": "stream", "name": "stdout", "text": "failed] sum(x**4): lambda v: SECRET\n"}]
+    runner_output = {"output_type": "stream", "name": "stdout", "text": f"{FAILED_MARK} real: message\n"}
+    merged = _merge(streams, [runner_output])
+    lines = [line for output in merged for line in output["text"].splitlines()]
+    assert [line for line in lines if line.startswith(FAILED_MARK)] == [f"{FAILED_MARK} real: message"]
+    assert any("SECRET" in line for line in lines), "the printout itself is kept"

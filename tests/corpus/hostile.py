@@ -215,3 +215,65 @@ def write_hostile(folder: Path, root: Path) -> list[Case]:
         (folder / case.student_id).mkdir(parents=True, exist_ok=True)
         (folder / case.student_id / NOTEBOOK).write_bytes(case.build(root))
     return written
+
+
+# ---- 02-gradient-descent and 04-numpy-net (their tests pass callbacks and given data into the kernel) ----------
+# Per assignment: the unfinished functions' placeholders (fast: no training), the test cells they lose, and the
+# answer cell the cheats are appended to (the first one: it runs before every test cell). A cheat that wins in
+# the kernel (`--verdict kernel`) makes every test cell of its notebook pass; in the trusted runner it must score,
+# test by test, what the same work without it scores.
+NUMPY_PARTIAL = {
+    "02-gradient-descent": (
+        {"numerical_gradient": "def numerical_gradient(f, x, h=1e-5):\n"
+                               "    return np.zeros_like(np.asarray(x, dtype=np.float64))",
+         "gradient_descent": "def gradient_descent(grad_f, x0, lr, num_steps):\n"
+                             "    return np.zeros((num_steps + 1, *np.shape(x0)))"},
+        {"test_numerical_gradient", "test_gradient_descent"}, "numerical_gradient"),
+    "04-numpy-net": (
+        {"train_mlp": "def train_mlp(X_train, y_train, X_val, y_val, layer_sizes, lr, epochs, batch_size, seed=0):\n"
+                      "    return init_params(layer_sizes, seed), {'train_loss': [], 'val_acc': []}"},
+        {"test_train_mlp_small", "test_train_mlp_fashion_mnist"}, "init_params"),
+}
+# Before every cell: the test cells' Checks become a class whose checks swallow every failure and whose score is
+# always full (04's unfinished tests fail on plain asserts and missing keys, which rebound helpers do not hide).
+CHECKS_REBIND = '''
+import contextlib as _contextlib
+class _AllPassed:
+    outcomes = []
+    def __init__(self, *args, **kwargs):
+        pass
+    def __call__(self, *args, **kwargs):
+        return _contextlib.suppress(Exception)
+    def discount(self, *args, **kwargs):
+        pass
+    def score(self, points):
+        return points
+def _rebind_checks(*args):
+    import sys as _s
+    setattr(getattr(_s, "mod" + "ules")["__main__"], "Che" + "cks", _AllPassed)
+_g = get_ipython
+getattr(_g(), "ev" + "ents").register("pre_run_cell", _rebind_checks)
+'''
+NUMPY_ONLY_CHEATS = {"cheat-checks-rebound": ("a pre_run_cell hook replacing Checks by one that always gives full "
+                                              "points", CHECKS_REBIND)}
+# Each wins in the kernel on that assignment (measured with --verdict kernel: 02's honest part 7/13, each cheat
+# 12.5 or 13; 04's honest part 13/20, the cheats 20).
+NUMPY_CHEATS = {"02-gradient-descent": ("cheat-transformer-alias", "cheat-pre-run-hook", "cheat-code-swap-gc"),
+                "04-numpy-net": ("cheat-transformer-alias", "cheat-shell-instance", "cheat-checks-rebound")}
+
+
+def numpy_hostile_cases(assignment: str) -> list[tuple[str, str, nbformat.NotebookNode, bool]]:
+    """``(student, why, notebook, is_cheat)`` for one batch of ``assignment``: the honest control, the honest part
+    alone (``honest-partial``), and its cheats of NUMPY_CHEATS added to that honest part."""
+    from autograder.notebooks import build_submission
+
+    placeholders, _, first = NUMPY_PARTIAL[assignment]
+    cases = [("honest-control", "the reference solutions", build_submission(assignment), False),
+             ("honest-partial", "the cheats' honest work without any cheat",
+              build_submission(assignment, placeholders), False)]
+    for student in NUMPY_CHEATS[assignment]:
+        why, code = {**CHEATS, **NUMPY_ONLY_CHEATS}[student]
+        nb = build_submission(assignment, placeholders)
+        nb.cells[_cell(nb, first)].source += "\n" + code
+        cases.append((student, why, nb, True))
+    return cases
