@@ -32,7 +32,7 @@ MUTANTS = ROOT / "tests" / "mutants"
 # makes one bug cost more shows here). 06-cnn's mutants each break one layer, whose test alone they fail (not
 # recorded here: its grading test trains a network per submission for minutes).
 MAX_POINTS_LOST = {"01-losses": 3.0, "02-gradient-descent": 3.0, "03-backprop": 3.33, "04-numpy-net": 3.57,
-                   "05-pytorch": 6.0}
+                   "05-pytorch": 4.33}
 
 
 # Test cells that grade a function without being named after it: the training test of a network class.
