@@ -41,7 +41,7 @@ from autograder.notebooks import is_answer, is_test, nbgrader_meta
 # off around the call in the test cell itself; 04 moves the Fashion-MNIST training set into the call and times
 # it. 05 (and 06) test PyTorch objects: tensors cross as data, modules and loaders stay in the kernel behind handles,
 # and course helpers of dlcourse.torch_testing run there on the student's objects (trusted_runner.KERNEL_CALLS).
-TRUSTED_ASSIGNMENTS = frozenset({"01-losses", "03-backprop", "05-pytorch"})
+TRUSTED_ASSIGNMENTS = frozenset({"01-losses", "03-backprop", "05-pytorch", "06-cnn"})
 AGENT = Path(__file__).with_name("kernel_side.py")
 RUNNER = Path(__file__).with_name("trusted_runner.py")
 MAX_ANSWER = 96 * 2**20     # characters of one answer of the kernel's agent (its arrays: 64 MiB at most)
