@@ -39,8 +39,9 @@ from autograder.notebooks import is_answer, is_test, nbgrader_meta
 # the kernel around the calls. The others still run their test cells in the student's kernel, where the verdict
 # is best-effort (README, "Grade"): 02 passes callbacks (lambdas) into student code and switches a course helper
 # off around the call in the test cell itself; 04 moves the Fashion-MNIST training set into the call and times
-# it. 05 (and 06) test PyTorch objects: tensors cross as data, modules and loaders stay in the kernel behind handles,
-# and course helpers of dlcourse.torch_testing run there on the student's objects (trusted_runner.KERNEL_CALLS).
+# it. 05 and 06 (PyTorch objects) run in the trusted runner: tensors cross as data, models and loaders stay in
+# the kernel behind handles, and the helpers of dlcourse.torch_testing run there on the student's objects
+# (trusted_runner.KERNEL_CALLS), returning outputs, gradients and parameters that the test checks here.
 TRUSTED_ASSIGNMENTS = frozenset({"01-losses", "03-backprop", "05-pytorch", "06-cnn"})
 AGENT = Path(__file__).with_name("kernel_side.py")
 RUNNER = Path(__file__).with_name("trusted_runner.py")

@@ -148,4 +148,5 @@ def test_torch_cheats_score_only_their_honest_part(assignment, tmp_path):
         assert not leaked, f"{student}: hidden test lines in the feedback: {leaked[:3]}"
     if "hidden-failure" in pages:
         assert "A <b>hidden test</b> of <code>test_LinearFunction_backward</code> failed" in pages["hidden-failure"]
-        assert "dx for x of shape (5, 4), W of shape (4, 4) is wrong" in pages["hidden-failure"]
+        assert "dx for x of shape (5, 4), W of shape (4, 4) (compared with PyTorch&#x27;s autograd of x @ W + b) is " \
+               "wrong" in pages["hidden-failure"]

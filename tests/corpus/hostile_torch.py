@@ -33,6 +33,8 @@ ASSIGNMENTS = {
         "undone": {"test_MLP", "test_train_one_epoch", "test_training"},
         "honest": 6.0,
         "first_answer": "LinearFunction",
+        "cheats": ("cheat-transformer-alias", "cheat-post-run-hook", "cheat-settrace", "cheat-checks-score",
+                   "cheat-torch-helpers"),
     },
     "06-cnn": {
         "notebook": "cnn.ipynb",
@@ -47,6 +49,8 @@ ASSIGNMENTS = {
         "undone": {"test_conv2d_backward", "test_ConvNet", "test_training"},
         "honest": 8.0,
         "first_answer": "conv2d_forward",
+        # The generic cheats are the same as in 05 (one batch shows them): here those aimed at the course's code.
+        "cheats": ("cheat-checks-score", "cheat-torch-helpers"),
     },
 }
 
@@ -113,11 +117,11 @@ def torch_cases(assignment: str) -> list[Case]:
     cases = [Case("honest-partial", "the cheats' honest work without any cheat",
                   lambda p: _notebook(_partial(assignment)), spec["honest"], set(spec["undone"]))]
     cases += [Case(student, why, _cheat(assignment, code), spec["honest"], set(spec["undone"]))
-              for student, (why, code) in CHEATS.items()]
-    if assignment == "05-pytorch":   # 1 of the 7 checks of the 3-point test fails: 3 * 6 / 7 = 2.57 points
+              for student, (why, code) in CHEATS.items() if student in spec["cheats"]]
+    if assignment == "05-pytorch":   # 1 of the 17 checks of the 3-point test fails: 3 * 16 / 17 = 2.82 points
         stubs = dict(spec["stubs"], LinearFunction=SQUARE_W)
         cases.append(Case("hidden-failure", "dx forgets the transpose only for a square W (a hidden check)",
-                          lambda p: _notebook(build_submission(assignment, stubs)), spec["honest"] - 3 + 2.57,
+                          lambda p: _notebook(build_submission(assignment, stubs)), spec["honest"] - 3 + 2.82,
                           set(spec["undone"]) | {"test_LinearFunction_backward"}))
     return cases
 
