@@ -67,6 +67,10 @@ def __ag_install():
         torch = sys.modules.get("torch")
         return torch is not None and isinstance(obj, torch.Tensor)
 
+    def is_torch_constant(obj):
+        torch = sys.modules.get("torch")
+        return torch is not None and type(obj) in (torch.device, torch.dtype)
+
     def mutable(obj):
         return isinstance(obj, (numpy.ndarray, list, dict, numpy.random.Generator))
 
@@ -128,6 +132,11 @@ def __ag_install():
                 except Exception:   # bfloat16 and other types NumPy lacks
                     return self.handle(obj)
                 return {"__torch__": self.array(data), "requires_grad": bool(obj.requires_grad)}
+            if is_torch_constant(obj):   # torch.device, torch.dtype: by name
+                torch = sys.modules["torch"]
+                if isinstance(obj, torch.device):
+                    return {"__device__": str(obj)}
+                return {"__dtype__": str(obj).rpartition(".")[2]}
             if type(obj) is tuple:
                 return {"__tuple__": [self(x, depth + 1) for x in obj]}
             if type(obj) is list:

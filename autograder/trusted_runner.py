@@ -40,6 +40,16 @@ HELPER_FILES = (os.sep + os.path.join("dlcourse", "testing.py"), os.sep + os.pat
 # made inside the test's ``with`` block.
 KERNEL_GUARDS = {"assert_torch_free": "check", "without_shortcuts": "context", "single_blas_thread": "context"}
 ACTIVE_GUARDS: list[str] = []
+
+# -- PyTorch assignments (05, 06) --------------------------------------------------------------------------------
+# Course helpers (dlcourse.torch_testing, dlcourse.torch_utils) that a test cell calls on the student's objects:
+# in the trusted runner each is called in the kernel, where those objects live, and its answer comes back as data
+# (tensors, numbers, lists, dicts; a model or a loader as a Handle). Their results are the student's results: the
+# test checks them here against references it computes itself. Inside a ``with`` block of ``limited_threads`` or
+# ``without_training_helpers`` every call runs in the kernel inside the same context.
+KERNEL_CALLS = frozenset({"student_side", "function_gradients", "parameter_gradients", "describe_module",
+                          "train_fashion_mnist", "seconds_per_batch", "recording_loader"})
+KERNEL_GUARDS.update({"without_training_helpers": "context", "limited_threads": "context"})
 MAX_MESSAGE = 400
 MAX_ANSWER = 96 * 2**20
 
@@ -141,6 +151,8 @@ def _decode(text: str, received: list):
 
             tensor = torch.from_numpy(arrays[f"a{int(node['__torch__'])}"])
             return tensor.requires_grad_(True) if node.get("requires_grad") and tensor.is_floating_point() else tensor
+        if "__device__" in node or "__dtype__" in node:
+            return _torch_constant(node)
         if "__tuple__" in node:
             return tuple(build(x) for x in node["__tuple__"])
         if "__dict__" in node:
@@ -156,6 +168,30 @@ def _decode(text: str, received: list):
         raise ValueError("unknown node in the kernel's answer")
 
     return tree, build
+
+
+def _torch_constant(node: dict):
+    """A torch.device or torch.dtype sent by name (a device string is parsed, a dtype looked up: nothing runs)."""
+    import torch
+
+    if "__device__" in node:
+        return torch.device(str(node["__device__"])[:40])
+    dtype = getattr(torch, str(node["__dtype__"])[:40], None)
+    if not isinstance(dtype, torch.dtype):
+        raise ValueError("not a dtype")
+    return dtype
+
+
+def _install_kernel_calls(namespace: dict) -> None:
+    """Replace the course's helpers of :data:`KERNEL_CALLS` in the runner's namespace by calls to the kernel."""
+    for name in KERNEL_CALLS:
+        helper = namespace.get(name)
+        if helper is None or not str(getattr(helper, "__module__", "")).startswith("dlcourse"):
+            continue
+
+        def call(*args, _name=name, **kwargs):
+            return _request("call", ("n", _name), args, kwargs, what=f"your code (run by {_name})")
+        namespace[name] = call
 
 
 def _hashable(key):
@@ -265,6 +301,8 @@ def _request(op: str, target: tuple, args=(), kwargs=None, guard: bool = False, 
 
 def _label(target: tuple, op: str, extra: dict) -> str:
     kind, key = target
+    if extra.get("what"):   # a course helper run in the kernel (KERNEL_CALLS)
+        return str(extra["what"])
     name = key if kind == "n" else "an object of the submission"
     if op == "getattr":
         return f"reading {extra.get('name')!r} of {name}"
@@ -565,6 +603,7 @@ def main(connection=None) -> None:
             for name in message.get("names", []):   # answer names the given cell might have shadowed
                 namespace[name] = Proxy(name)
             _install_guards(namespace)
+            _install_kernel_calls(namespace)
             CHANNEL.send({"op": "done"})
         elif op == "test":
             CHANNEL.send(_test(message, namespace))

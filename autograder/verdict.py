@@ -38,12 +38,14 @@ from autograder.notebooks import is_answer, is_test, nbgrader_meta
 # (arrays, numbers, lists, dicts, NumPy generators) and check what comes back; the "NumPy only" guards (03, 04,
 # 08) and 02's switched-off gradient checkers run in the kernel around the calls. 02 passes callbacks (lambdas)
 # into the student's code: they run in the kernel, rebuilt from their source (trusted_runner, "Callbacks and
-# given data"); 04's Fashion-MNIST arrays come from a given cell that both sides run, and are never sent. 10's
-# hidden test must run here: it scores the student's predictions on held-out labels (autograder.heldout). The
-# others (05, 06, 09: PyTorch objects) still run their test cells in the student's kernel, where the verdict is
-# best-effort (README, "Grade").
-TRUSTED_ASSIGNMENTS = frozenset({"01-losses", "02-gradient-descent", "03-backprop", "04-numpy-net", "07-optimizers",
-                                 "08-regularization", "10-capstone"})
+# given data"); 04's Fashion-MNIST arrays come from a given cell that both sides run, and are never sent. In 05
+# and 06 (PyTorch objects) tensors cross as data, models and loaders stay in the kernel behind handles, and the
+# helpers of dlcourse.torch_testing run there on the student's objects (trusted_runner.KERNEL_CALLS), returning
+# outputs, gradients and parameters that the test checks here. 10's hidden test must run here: it scores the
+# student's predictions on held-out labels (autograder.heldout). 09-debugging still runs its test cells in the
+# student's kernel, where the verdict is best-effort (README, "Grade").
+TRUSTED_ASSIGNMENTS = frozenset({"01-losses", "02-gradient-descent", "03-backprop", "04-numpy-net", "05-pytorch",
+                                 "06-cnn", "07-optimizers", "08-regularization", "10-capstone"})
 AGENT = Path(__file__).with_name("kernel_side.py")
 RUNNER = Path(__file__).with_name("trusted_runner.py")
 MAX_ANSWER = 96 * 2**20     # characters of one answer of the kernel's agent (its arrays: 64 MiB at most)

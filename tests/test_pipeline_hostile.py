@@ -21,6 +21,8 @@ from autograder.feedback import hidden_lines
 from conftest import ROOT, run_autograder
 from corpus import ASSIGNMENT, NOTEBOOK, POINTS
 from corpus.hostile import HONEST, NUMPY_PARTIAL, numpy_hostile_cases, write_hostile
+from corpus.hostile_torch import ASSIGNMENTS as TORCH_ASSIGNMENTS
+from corpus.hostile_torch import write_torch_hostile
 
 pytestmark = pytest.mark.grading
 LIMITS = ["--timeout", "20", "--memory", "1024", "--processes", "32", "--workers", "2", "--no-progress"]
@@ -41,30 +43,31 @@ def _grade(tmp, prefix: list[str] | None = None):
     return cases, rows, result, env
 
 
-def _check_scores(cases, rows, result) -> None:
+def _check_scores(cases, rows, result, points: dict | None = None, honest_score: float = HONEST) -> None:
     """Each case's scores; a cheat's (expected score HONEST) are, test by test, those of the honest-partial
     control: the same honest work without the cheat, graded in the same batch."""
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
     assert set(rows) == {case.student_id for case in cases}
+    points = points or POINTS
     honest = rows["honest-partial"]
     # The honest part: full points for the four done functions; the placeholders may earn partial credit
     # (a check they happen to pass), never a whole test.
-    assert HONEST <= float(honest["score"]) < HONEST + 1, honest
+    assert honest_score <= float(honest["score"]) < honest_score + 1, honest
     for case in cases:
         row = rows[case.student_id]
         assert row["status"] == case.status, f"{case.student_id} ({case.why}): {row}"
-        if case.score == HONEST:
+        if case.score == honest_score:
             assert float(row["score"]) == float(honest["score"]), f"{case.student_id} ({case.why}): {row}"
         else:
             assert float(row["score"]) == case.score, f"{case.student_id} ({case.why}): {row}"
-        for test, points in POINTS.items():
+        for test, worth in points.items():
             got = float(row[test] or 0)
             if test not in case.failing:
-                assert got == points, f"{case.student_id} ({case.why}): {test} in {row}"
-            elif case.score == HONEST:
-                assert got == float(honest[test] or 0) < points, f"{case.student_id} ({case.why}): {test} in {row}"
+                assert got == worth, f"{case.student_id} ({case.why}): {test} in {row}"
+            elif case.score == honest_score:
+                assert got == float(honest[test] or 0) < worth, f"{case.student_id} ({case.why}): {test} in {row}"
             else:
-                assert got < points, f"{case.student_id} ({case.why}): {test} in {row}"
+                assert got < worth, f"{case.student_id} ({case.why}): {test} in {row}"
         for flag in case.flags:
             assert flag in row["notes"], f"{case.student_id}: {flag!r} not in {row['notes']!r}"
 
@@ -178,3 +181,38 @@ def test_cheats_on_callbacks_and_given_data_score_only_their_honest_part(assignm
         own = (tmp_path / "in" / path.parts[-3] / name).read_text(errors="replace")   # visible tests included
         leaked = [line for line in secret if line in text and line not in own]
         assert not leaked, f"{path}: hidden test lines in the feedback: {leaked[:3]}"
+
+
+@pytest.mark.parametrize("assignment", sorted(TORCH_ASSIGNMENTS))
+def test_torch_cheats_score_only_their_honest_part(assignment, tmp_path):
+    """The PyTorch exercises (tensors as data, modules behind handles, course helpers run in the kernel): does each
+    cheat (test cells turned into `pass`, errors forgotten, a tracer, Checks made to give full points, the
+    PyTorch test helpers replaced in the kernel) get exactly the score of its honest work?"""
+    submissions = tmp_path / "submissions"
+    cases = write_torch_hostile(assignment, submissions)
+    env = dict(os.environ, DLCOURSE_GRADING_DIR=str(tmp_path / "grading"),
+               PATH=str(ROOT / ".venv" / "bin") + os.pathsep + os.environ.get("PATH", ""))
+    result = subprocess.run([sys.executable, "-m", "autograder", "grade", assignment, str(submissions),
+                             "--output", str(tmp_path / "grades.csv"), *LIMITS], cwd=ROOT, env=env, text=True,
+                            capture_output=True, timeout=1200)
+    rows = {}
+    if (tmp_path / "grades.csv").is_file():
+        with (tmp_path / "grades.csv").open(newline="") as handle:
+            rows = {row["student_id"]: row for row in csv.DictReader(handle)}
+    spec = TORCH_ASSIGNMENTS[assignment]
+    _check_scores(cases, rows, result, spec["points"], spec["honest"])
+    # The feedback: no hidden test line anywhere; a failed hidden check explained with what the course's helper said.
+    feedback = run_autograder("feedback", assignment, env=env)
+    assert feedback.returncode == 0, feedback.stderr
+    secret = hidden_lines(assignment)
+    pages = {path.parts[-3]: path.read_text(encoding="utf-8")
+             for path in sorted((tmp_path / "grading" / "feedback").glob(f"*/{assignment}/*.html"))}
+    assert set(pages) == {case.student_id for case in cases}
+    for student, page in pages.items():
+        own = (submissions / student / spec["notebook"]).read_text(errors="replace")
+        leaked = [line for line in secret if line in page and line not in own]
+        assert not leaked, f"{student}: hidden test lines in the feedback: {leaked[:3]}"
+    if "hidden-failure" in pages:
+        assert "A <b>hidden test</b> of <code>test_LinearFunction_backward</code> failed" in pages["hidden-failure"]
+        assert "dx for x of shape (5, 4), W of shape (4, 4) (compared with PyTorch&#x27;s autograd of x @ W + b) is " \
+               "wrong" in pages["hidden-failure"]

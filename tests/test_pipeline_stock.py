@@ -22,10 +22,10 @@ ASSIGNMENT = "01-losses"
 NOTEBOOK = "losses.ipynb"
 
 
-def write(folder: Path, submissions: dict[str, nbformat.NotebookNode]) -> None:
+def write(folder: Path, submissions: dict[str, nbformat.NotebookNode], notebook: str = NOTEBOOK) -> None:
     for student, nb in submissions.items():
         (folder / student).mkdir(parents=True, exist_ok=True)
-        nbformat.write(nb, folder / student / NOTEBOOK)
+        nbformat.write(nb, folder / student / notebook)
 
 
 def well_formed() -> dict[str, nbformat.NotebookNode]:
@@ -40,12 +40,12 @@ def well_formed() -> dict[str, nbformat.NotebookNode]:
     }
 
 
-def cell_scores(db: Path) -> dict[tuple[str, str], float]:
+def cell_scores(db: Path, assignment: str = ASSIGNMENT) -> dict[tuple[str, str], float]:
     from nbgrader.api import Gradebook
 
     with Gradebook(f"sqlite:///{db}") as gradebook:
         return {(s.student.id, g.name): float(g.auto_score)
-                for s in gradebook.find_assignment(ASSIGNMENT).submissions
+                for s in gradebook.find_assignment(assignment).submissions
                 for n in s.notebooks for g in n.grades if g.max_score}
 
 
@@ -57,7 +57,18 @@ def test_scores_equal_stock_nbgrader_autograde(tmp_path):
     result = run_autograder("grade", ASSIGNMENT, str(tmp_path / "in"), env=ours)
     assert result.returncode == 0, result.stderr[-3000:]
 
-    # Stock nbgrader: its own API, one student after the other, on a gradebook of its own.
+    expected = stock_scores(tmp_path, sorted(submissions))
+    assert len(expected) == 7 * len(submissions)
+    assert 0 < sum(expected.values()) < 15 * len(submissions)   # the cases differ: some tests fail
+    # Partial credit (dlcourse.testing.Checks): the unstable softmax fails only the check of huge logits.
+    assert 0 < expected[("softmax-unstable", "test_softmax")] < 3
+    assert expected[("softmax-unstable", "test_cross_entropy_grad")] == 3   # its softmax bug is charged once
+    assert cell_scores(tmp_path / "ours" / "gradebook.db") == expected
+
+
+def stock_scores(tmp_path: Path, students: list[str], assignment: str = ASSIGNMENT,
+                 notebook: str = NOTEBOOK) -> dict[tuple[str, str], float]:
+    """Stock nbgrader: its own API, one student after the other, on a gradebook of its own."""
     stock_dir = tmp_path / "stock"
     script = f"""
 import os, shutil, sys
@@ -67,23 +78,45 @@ from autograder.nbgrader_api import check, grading_dir, load_config, make_api
 config = load_config()
 config.CourseDirectory.release_directory = str(grading_dir(config) / "release")
 api = make_api(config)
-check(api.generate_assignment({ASSIGNMENT!r}, force=True, create=True), "generate")
-for student in {sorted(submissions)!r}:
-    target = grading_dir(config) / "submitted" / student / {ASSIGNMENT!r}
+check(api.generate_assignment({assignment!r}, force=True, create=True), "generate")
+for student in {students!r}:
+    target = grading_dir(config) / "submitted" / student / {assignment!r}
     target.mkdir(parents=True)
-    shutil.copyfile({str(tmp_path / "in")!r} + f"/{{student}}/{NOTEBOOK}", target / {NOTEBOOK!r})
-    check(api.autograde({ASSIGNMENT!r}, student, force=True, create=True), f"autograde {{student}}")
+    shutil.copyfile({str(tmp_path / "in")!r} + f"/{{student}}/{notebook}", target / {notebook!r})
+    check(api.autograde({assignment!r}, student, force=True, create=True), f"autograde {{student}}")
 """
     env = dict(os.environ, PATH=str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", ""))
     stock = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True)
     assert stock.returncode == 0, stock.stderr[-3000:]
-    expected = cell_scores(stock_dir / "gradebook.db")
-    assert len(expected) == 7 * len(submissions)
-    assert 0 < sum(expected.values()) < 15 * len(submissions)   # the cases differ: some tests fail
-    # Partial credit (dlcourse.testing.Checks): the unstable softmax fails only the check of huge logits.
-    assert 0 < expected[("softmax-unstable", "test_softmax")] < 3
-    assert expected[("softmax-unstable", "test_cross_entropy_grad")] == 3   # its softmax bug is charged once
-    assert cell_scores(tmp_path / "ours" / "gradebook.db") == expected
+    return cell_scores(stock_dir / "gradebook.db", assignment)
+
+
+def test_pytorch_scores_equal_stock_nbgrader_autograde(tmp_path):
+    """05-pytorch, graded by the trusted runner (tensors as data, models behind handles, course helpers run in the
+    kernel): does every test cell score what stock `nbgrader autograde`, running the same cells in the student's
+    kernel, gives it? Honest work without a network (MLP left as the stub, so that no submission trains for
+    long): right, with a bug only a hidden check finds, with a bug in train_one_epoch, and blank."""
+    assignment, notebook = "05-pytorch", "pytorch.ipynb"
+    mutants = ROOT / "tests" / "mutants" / assignment
+    stub = {"MLP": "class MLP(nn.Module):\n    def __init__(self, *args, **kwargs):\n"
+                   "        raise NotImplementedError('write MLP here')"}
+    submissions = {
+        "partial": build_submission(assignment, stub),
+        "square-w": build_submission(assignment, {**stub, **split_mutant(mutants / "square_W_not_transposed.py")[1]}),
+        "no-zero-grad": build_submission(assignment,
+                                         {**stub, **split_mutant(mutants / "train_without_zero_grad.py")[1]}),
+        "blank": nbformat.read(ROOT / "exercises" / assignment / notebook, as_version=4),
+    }
+    write(tmp_path / "in", submissions, notebook)
+    ours = dict(os.environ, DLCOURSE_GRADING_DIR=str(tmp_path / "ours"))
+    result = run_autograder("grade", assignment, str(tmp_path / "in"), env=ours)
+    assert result.returncode == 0, result.stderr[-3000:]
+    expected = stock_scores(tmp_path, sorted(submissions), assignment, notebook)
+    assert len(expected) == 6 * len(submissions)
+    assert expected[("partial", "test_train_one_epoch")] == 3 and expected[("partial", "test_MLP")] == 0
+    assert 0 < expected[("square-w", "test_LinearFunction_backward")] < 3   # partial credit
+    assert 0 < expected[("no-zero-grad", "test_train_one_epoch")] < 3
+    assert cell_scores(tmp_path / "ours" / "gradebook.db", assignment) == expected
 
 
 def test_an_interrupted_run_loses_no_result_and_resumes(tmp_path):

@@ -288,3 +288,83 @@ def test_the_kernels_printout_cannot_pose_as_a_failed_check():
     lines = [line for output in merged for line in output["text"].splitlines()]
     assert [line for line in lines if line.startswith(FAILED_MARK)] == [f"{FAILED_MARK} real: message"]
     assert any("SECRET" in line for line in lines), "the printout itself is kept"
+
+
+# -- PyTorch (05-pytorch, 06-cnn) ----------------------------------------------------------------------------------
+
+
+def test_tensors_devices_and_dtypes_come_back_as_data(kernel):
+    """Do tensors (with requires_grad), torch.device and torch.dtype values cross as data, and a module stay in
+    the kernel behind a handle whose methods and attributes are reached there?"""
+    torch = pytest.importorskip("torch")
+    exec("import torch\nfrom torch import nn\n"
+         "def f(x):\n"
+         "    return x * 2, torch.ones(2, requires_grad=True), torch.device('cpu', 0), torch.float32\n"
+         "def make():\n"
+         "    torch.manual_seed(0)\n"
+         "    return nn.Linear(3, 2)", kernel)
+    doubled, leaf, device, dtype = runner.Proxy("f")(torch.arange(3.0))
+    assert isinstance(doubled, torch.Tensor) and doubled.tolist() == [0.0, 2.0, 4.0]
+    assert leaf.requires_grad and device == torch.device("cpu", 0) and dtype is torch.float32
+    model = runner.Proxy("make")()
+    assert isinstance(model, runner.Handle)
+    weight = dict(list(model.named_parameters()))["weight"]
+    assert tuple(weight.shape) == (2, 3)
+    out = model(torch.ones(4, 3))
+    assert torch.allclose(out.detach(), torch.ones(4, 3) @ weight.detach().T + model.bias.detach())
+
+
+def test_a_forged_device_or_dtype_is_not_read(monkeypatch):
+    """A dtype node naming something that is not a dtype is refused, not looked up and used."""
+    pytest.importorskip("torch")
+
+    class Forged:
+        def __init__(self, answer):
+            self.answer = answer
+
+        def send(self, message):
+            pass
+
+        def receive(self):
+            return {"ok": True, "answer": self.answer}
+
+    for node in ({"__dtype__": "load"}, {"__dtype__": "Tensor"}, {"__device__": "nowhere:7"}):
+        head = base64.b64encode(json.dumps({"status": "ok", "value": node, "sync": []}).encode()).decode()
+        monkeypatch.setattr(runner, "CHANNEL", Forged(head + ":"))
+        with pytest.raises(runner.SubmissionError, match="could not be read"):
+            runner.Proxy("f")()
+
+
+def test_course_helpers_run_in_the_kernel_on_the_students_objects(kernel):
+    """In the runner, a helper of KERNEL_CALLS is called in the kernel (where the student's objects are):
+    student_side keeps a model and its optimizer there, the student's function trains them there, and the test
+    reads the parameters back; guards of the test's `with` block are entered there too."""
+    torch = pytest.importorskip("torch")
+    from torch import nn
+
+    exec("import torch\n"
+         "from dlcourse.torch_testing import student_side, describe_module\n"
+         "from dlcourse.torch_utils import without_training_helpers, limited_threads\n"
+         "def step(model, optimizer):\n"
+         "    from dlcourse import torch_utils\n"
+         "    step.helpers_off = torch_utils._disabled_reason is not None\n"
+         "    optimizer.zero_grad()\n"
+         "    model(torch.ones(1, 2)).sum().backward()\n"
+         "    optimizer.step()\n", kernel)
+    namespace = {"step": runner.Proxy("step")}
+    exec("from dlcourse.torch_testing import student_side, describe_module\n"
+         "from dlcourse.torch_utils import without_training_helpers, limited_threads", namespace)
+    runner._install_guards(namespace)
+    runner._install_kernel_calls(namespace)
+    assert namespace["student_side"].__module__ == runner.__name__   # replaced by a call to the kernel
+    model = nn.Linear(2, 1)
+    reference = {name: p.detach().clone() for name, p in model.named_parameters()}
+    mine, optimizer = namespace["student_side"]((model, torch.optim.SGD(model.parameters(), lr=0.5)))
+    assert isinstance(mine, runner.Handle) and isinstance(optimizer, runner.Handle)
+    with namespace["without_training_helpers"]():
+        namespace["step"](mine, optimizer)
+    assert kernel["step"].helpers_off, "the guard of the test's with block was not entered in the kernel"
+    trained = dict(list(mine.named_parameters()))
+    assert torch.allclose(trained["bias"], reference["bias"] - 0.5)
+    assert torch.allclose(trained["weight"], reference["weight"] - 0.5)
+    assert namespace["describe_module"](mine)["n_parameters"] == 3
