@@ -11,8 +11,9 @@ turn), then grades identical copies, each in a fresh grading folder, one run aft
 
 It prints the wall-clock time of each run, its throughput (submissions per second, and per worker), the
 coordinating process's CPU time per submission (steps 1-5 and 7-9 and the Dask client: what one coordinator
-spends per submission, whatever the number of machines), and the coordination overhead per submission (the
-one-worker cluster's time minus the one-kernel local run's, divided by N). Every run must give every test cell
+spends per submission, whatever the number of machines; a second run of the same command, where every submission
+is unchanged and skipped, gives its fixed part), and the coordination overhead per submission (the one-worker
+cluster's time minus the one-kernel local run's, divided by N). Every run must give every test cell
 the same score: the script exits with status 1 otherwise. Nothing about time is asserted: timings depend on the
 machine and on what else runs on it (the load average is printed).
 """
@@ -74,11 +75,14 @@ def main() -> int:
             wall, cpu, rows = grade(grading, args.assignment, ["--workers", str(kernels)])
             runs.append((f"local, {kernels} kernel(s)", kernels, wall, None, rows))
             print(f"  {runs[-1][0]:<28} {wall:7.1f} s", flush=True)
+        fixed = None   # coordinator CPU seconds that do not depend on the number of submissions
         for size in sizes:
             with dask_cluster(workers=size, threads=1) as cluster:
                 grading = Path(tmp) / f"cluster-{size}"
                 stage(grading, args.assignment, submissions)
                 wall, cpu, rows = grade(grading, args.assignment, ["--cluster", cluster.address])
+                if fixed is None:   # the same command again, every submission unchanged: the fixed cost
+                    fixed = grade(grading, args.assignment, ["--cluster", cluster.address])[1]
             runs.append((f"cluster, {size} worker(s)", size, wall, cpu, rows))
             print(f"  {runs[-1][0]:<28} {wall:7.1f} s", flush=True)
 
@@ -89,6 +93,10 @@ def main() -> int:
     for label, workers, wall, cpu, _ in runs:
         coordinator = f"{1000 * cpu / n:.0f}" if cpu is not None else "-"
         print(f"{label:<28} {wall:7.1f} {n / wall:7.2f} {n / wall / workers:14.2f} {coordinator:>24}")
+    if fixed is not None:
+        marginal = [1000 * (cpu - fixed) / n for *_, cpu, _ in runs if cpu is not None]
+        print(f"coordinator: {fixed:.1f} s CPU fixed per run (start, imports, reading the records), then "
+              f"{min(marginal):.0f} to {max(marginal):.0f} ms CPU per submission (steps 1-5 and 7-9, Dask client)")
     local_one = next(wall for label, workers, wall, cpu, _ in runs if cpu is None and workers == 1)
     cluster_one = [wall for label, workers, wall, cpu, _ in runs if cpu is not None and workers == 1]
     if cluster_one:
