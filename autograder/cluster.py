@@ -285,15 +285,21 @@ class _Threads:
 
 
 def grade_on_cluster(grader, jobs: list, skipped: int = 0) -> list:
-    """Steps 1-5 and 7-9 of ``jobs`` here, step 6 on the cluster at ``grader.settings.cluster``."""
+    """Steps 1-5 and 7-9 of ``jobs`` here (after registering the assignment), step 6 on the cluster at
+    ``grader.settings.cluster``."""
     from distributed import as_completed
 
     from autograder.grade import _progress
 
-    client = connect(grader.settings.cluster)
-    batch = f"{grader.assignment}-{os.getpid()}-{time.time_ns()}"
-    spec = batch_spec(grader, batch)
-    check_workers(client, spec.environment)
+    client = connect(grader.settings.cluster)   # first: a wrong address fails at once
+    try:
+        grader.register()
+        batch = f"{grader.assignment}-{os.getpid()}-{time.time_ns()}"
+        spec = batch_spec(grader, batch)
+        check_workers(client, spec.environment)
+    except BaseException:
+        client.close()
+        raise
     threads = _Threads(client)
     done, running, queue = [], {}, list(reversed(jobs))
     completed = as_completed(loop=client.loop)

@@ -280,7 +280,6 @@ class Grader:
         if self.settings.cluster:   # step 6 on a Dask cluster; steps 1-5 and 7-9 here, as below
             from autograder.cluster import grade_on_cluster
 
-            self.register()
             results.update({r.student_id: r for r in grade_on_cluster(self, jobs, skipped=len(results))})
             return [results[s] for s in sorted(results)]
         workers = min(self.settings.workers or len(os.sched_getaffinity(0)), len(jobs))
