@@ -25,8 +25,10 @@ Each submission goes through these steps, in order:
 8. ``score``: nbgrader's ``LimitOutput``, ``SaveAutoGrades``, ``AssignLatePenalties``.
 9. ``record``: the autograded notebook, then the result record (:mod:`autograder.store`), the commit point.
 
-Steps 1-5 and 7-9 run in this process, one submission at a time: the gradebook is SQLite and takes one writer.
-Step 6 runs concurrently on the workers. Steps 4 and 8 are the preprocessors of nbgrader's ``Autograde``
+Steps 1-5 and 7-9 run in this process, one submission at a time: the gradebook (SQLite by default) takes one
+writer. Step 6 runs concurrently on the workers: threads of this process, or with ``--cluster`` the worker
+processes of a Dask cluster (:mod:`autograder.cluster`), which get the prepared notebooks and send the executed
+ones back as data. Steps 4 and 8 are the preprocessors of nbgrader's ``Autograde``
 converter, in its order, so scores are those of ``nbgrader autograde`` for well-formed submissions.
 """
 
@@ -82,6 +84,7 @@ class Settings:
     force: bool = False               # regrade unchanged submissions too
     progress: bool = True
     verdict: str = "auto"             # auto, trusted, kernel: where test cells run (autograder.verdict)
+    cluster: str | None = None        # a Dask scheduler's address: step 6 runs there (autograder.cluster)
 
     def fingerprint(self) -> str:
         """What the scores may depend on, besides the files (part of each submission's key)."""
@@ -222,7 +225,7 @@ class Grader:
         digest = file_digest(*self.sources, *self.shipped_files().values(), extra=self.db_url)
         released = [release_dir / self.assignment / name for name in self.names]
         if not (marker.is_file() and marker.read_text() == digest and all(p.is_file() for p in released)
-                and Path(self.db_url.removeprefix("sqlite:///")).is_file()):
+                and self.gradebook_exists()):
             config = load_config()
             config.CourseDirectory.release_directory = str(release_dir)
             check(make_api(config).generate_assignment(self.assignment, force=True, create=True),
@@ -230,6 +233,19 @@ class Grader:
             marker.parent.mkdir(parents=True, exist_ok=True)
             marker.write_text(digest)
         self.references = {p.name: Reference.from_notebook(p) for p in released}
+
+    def gradebook_exists(self) -> bool:
+        """Whether the gradebook holds this assignment: its file for SQLite, a query for a database server."""
+        if self.db_url.startswith("sqlite:///"):
+            return Path(self.db_url.removeprefix("sqlite:///")).is_file()
+        from nbgrader.api import Gradebook, MissingEntry
+
+        try:
+            with Gradebook(self.db_url) as gradebook:
+                gradebook.find_assignment(self.assignment)
+        except MissingEntry:
+            return False
+        return True
 
     def find_submitted(self) -> dict[str, dict[str, Path]]:
         """student id -> {notebook name -> file} of the collected submissions."""
@@ -262,6 +278,11 @@ class Grader:
                   file=sys.stderr)
         if not jobs:
             self.register()
+            return [results[s] for s in sorted(results)]
+        if self.settings.cluster:   # step 6 on a Dask cluster; steps 1-5 and 7-9 here, as below
+            from autograder.cluster import grade_on_cluster
+
+            results.update({r.student_id: r for r in grade_on_cluster(self, jobs, skipped=len(results))})
             return [results[s] for s in sorted(results)]
         workers = min(self.settings.workers or len(os.sched_getaffinity(0)), len(jobs))
         sandboxed = self.settings.isolation != "none" and bubblewrap_works()
@@ -379,26 +400,7 @@ class Grader:
 
     # -- step 6, on a worker -----------------------------------------------------------------------------------
     def execute(self, job: Job, pool: SlotPool) -> None:
-        slot = pool.acquire()
-        try:
-            for notebook in job.notebooks:
-                if notebook.nb is None:
-                    continue
-                try:
-                    outcome = execute_notebook(slot, notebook.nb, self.timeout,
-                                               job.plans.get(notebook.name))
-                except SandboxError as error:   # the kernel or its factory failed: restart the sandbox
-                    notebook.result.problem = f"the sandbox failed: {error}"
-                    for cell in notebook.nb.cells:
-                        if cell.cell_type == "code":
-                            cell.outputs = [error_output(NOT_RUN, "not run: the sandbox failed")]
-                    slot.close()
-                    slot.start()
-                    continue
-                notebook.result.seconds = outcome.seconds
-                notebook.result.problem = outcome.problem
-        finally:
-            pool.release(slot)
+        execute_prepared(job.notebooks, job.plans, pool, self.timeout)
 
     # -- steps 7-9, in this process --------------------------------------------------------------------------------
     def finish(self, job: Job) -> Result:
@@ -479,6 +481,34 @@ class Grader:
                     explanation = str(verdict.get("message", ""))[:MAX_EXPLANATION]
             tests.append(TestResult(grade_id, points, score, outcome, message, hidden, hint, explanation))
         return tests
+
+
+def execute_prepared(notebooks: list[PreparedNotebook], plans: dict[str, dict], pool: SlotPool,
+                     timeout: int) -> None:
+    """Step 6 for one submission: run its prepared notebooks in one sandbox of ``pool``, in place.
+
+    The only step that runs the student's code; it touches neither the gradebook nor the grading folder, so a
+    worker of a cluster runs it too (:mod:`autograder.cluster`).
+    """
+    slot = pool.acquire()
+    try:
+        for notebook in notebooks:
+            if notebook.nb is None:
+                continue
+            try:
+                outcome = execute_notebook(slot, notebook.nb, timeout, plans.get(notebook.name))
+            except SandboxError as error:   # the kernel or its factory failed: restart the sandbox
+                notebook.result.problem = f"the sandbox failed: {error}"
+                for cell in notebook.nb.cells:
+                    if cell.cell_type == "code":
+                        cell.outputs = [error_output(NOT_RUN, "not run: the sandbox failed")]
+                slot.close()
+                slot.start()
+                continue
+            notebook.result.seconds = outcome.seconds
+            notebook.result.problem = outcome.problem
+    finally:
+        pool.release(slot)
 
 
 _CHECK_NAME = re.compile(r"""checks\((["'])(.*?)\1""")

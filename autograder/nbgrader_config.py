@@ -23,7 +23,9 @@ c.CourseDirectory.release_directory = "exercises"
 c.CourseDirectory.submitted_directory = str(GRADING / "submitted")
 c.CourseDirectory.autograded_directory = str(GRADING / "autograded")
 c.CourseDirectory.feedback_directory = str(GRADING / "feedback")
-c.CourseDirectory.db_url = f"sqlite:///{GRADING / 'gradebook.db'}"
+# The gradebook: any database URL nbgrader (SQLAlchemy) accepts, e.g. postgresql://user:secret@host/gradebook for
+# several graders and teaching assistants at once; by default SQLite in the grading folder.
+c.CourseDirectory.db_url = os.environ.get("DLCOURSE_GRADEBOOK_URL") or f"sqlite:///{GRADING / 'gradebook.db'}"
 c.CourseDirectory.ignore = [".ipynb_checkpoints", "__pycache__", "*.pyc", ".DS_Store"]
 
 # What students see in place of a solution.
