@@ -594,6 +594,10 @@ def grade(assignment: str, submissions: Path | None = None, output: Path | None 
     Returns every student's result and the path of the grades CSV.
     """
     settings = settings or Settings()
+    if settings.cluster and heldout.needs_heldout(assignment):
+        # Its hidden test reads the held-out labels in the trusted runner; they never leave this machine.
+        raise NbgraderError(f"{assignment} is scored on held-out data, which stays on this machine: grade it "
+                            f"without --cluster")
     # Before anything is collected: an assignment scored on held-out data cannot be graded without it.
     heldout.require(assignment, "trusted" if uses_trusted_runner(assignment, settings.verdict) else "kernel",
                     settings.isolation != "none" and bubblewrap_works())

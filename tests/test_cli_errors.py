@@ -74,3 +74,10 @@ def test_file_and_value_errors_are_one_line_and_verbose_shows_the_traceback(caps
         cli.main(["-v", "pages"])
     with pytest.raises(AutograderError, match="unknown assignment"):
         cli.main(["-v", "grade", "99-nothing"])
+
+
+def test_held_out_assignment_is_not_sent_to_a_cluster(capsys):
+    """The capstone's held-out labels never leave the grading machine: `--cluster` is refused before anything
+    is collected or contacted."""
+    line = error_line(capsys, "grade", "10-capstone", "--cluster", "tcp://127.0.0.1:9")
+    assert "held-out data" in line and "without --cluster" in line
