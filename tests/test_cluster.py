@@ -29,7 +29,8 @@ from corpus import ASSIGNMENT, NOTEBOOK, cases
 from servers import dask_cluster, postgres_server, running
 from test_assignments import mutant_files, split_mutant
 
-pytestmark = pytest.mark.grading
+# One worker runs every test of this module (pytest-xdist), so that the cluster batch of `batches` runs once.
+pytestmark = [pytest.mark.grading, pytest.mark.xdist_group("cluster")]
 LIMITS = ["--timeout", "10", "--memory", "1024", "--processes", "32", "--no-progress"]
 CORPUS = ["correct", "blank", "partial", "tamper", "invalid-json", "endless-loop", "os-exit", "memory-hog", "leaky"]
 MUTANTS = ["mse_grad_wrong_sign", "softmax_in_place"]

@@ -22,7 +22,8 @@ from autograder.sandbox import bubblewrap_works, processes_can_be_limited
 from conftest import ROOT, run_autograder
 from corpus import ASSIGNMENT, NOTEBOOK, POINTS, write_submissions
 
-pytestmark = pytest.mark.grading
+# One worker runs every test of this module (pytest-xdist), so that the graded batch of `batch` is made once.
+pytestmark = [pytest.mark.grading, pytest.mark.xdist_group("pipeline_grade")]
 LIMITS = ["--timeout", "10", "--memory", "1024", "--processes", "32", "--workers", "2"]
 
 
