@@ -44,6 +44,13 @@ def _ordinary_user_prefix() -> list[str]:
     return ORDINARY
 
 
+# Whether this user can make a submission's control group (made and removed at once).
+CGROUP_PROBE = ("import os\nfrom autograder.sandbox import Limits, SubmissionCgroup\n"
+                "group = SubmissionCgroup.create(f'ag-{os.getpid()}-probe', Limits())\n"
+                "print('none' if group is None else f'v{group.version}')\n"
+                "group is None or group.remove()\n")
+
+
 def _snapshot(folder: Path, skip: Path) -> dict[str, str]:
     """Every path under ``folder`` but ``skip`` (links not followed) and a digest of what it is."""
     found = {}
@@ -73,6 +80,14 @@ def _grade_assignment(assignment: str, submissions: Path, tmp: Path, prefix: lis
         said = [line for line in result.stderr.splitlines() if line.startswith("warning: ")]
         assert any(line.startswith("warning: grading as an ordinary user: kernels run under the grader's own user id")
                    for line in said), result.stderr[-3000:]
+        # Without a control group for this user (not delegated), the fallback says what it does not bound.
+        probe = subprocess.run([*prefix, sys.executable, "-c", CGROUP_PROBE], cwd=ROOT, capture_output=True, text=True)
+        assert probe.returncode == 0, probe.stderr
+        unbounded = [line for line in said if line.startswith("warning: no control group could be made (")]
+        if probe.stdout.strip() == "none":
+            assert unbounded and "not for a submission as a whole" in unbounded[0], result.stderr[-3000:]
+        else:
+            assert not unbounded, f"a control group can be made here ({probe.stdout.strip()}): {unbounded}"
     after = _snapshot(tmp, grading)
     changed = sorted(path for path in set(before) | set(after) if before.get(path) != after.get(path))
     assert changed == [str(tmp / "grades.csv")], f"grading changed files outside its folder: {changed}"
