@@ -206,8 +206,9 @@ def test_cheats_on_callbacks_and_given_data_score_only_their_honest_part(assignm
     code swapped) score, test by test, exactly the same work without the cheat, and the honest control full
     marks? 04 also holds a train_mlp that edits the test's y_val in place (synced back to the trusted side):
     does it score no more than the same code editing a copy? Graded by the invoking user (root in CI) and by an
-    ordinary user (emulated with ``unshare --user``), nothing outside the grading folder changing.
-    (Only the control trains on Fashion-MNIST; the ordinary user's run skips the feedback, graded on the host.)"""
+    ordinary user (emulated with ``unshare --user``), nothing outside the grading folder changing. (Only the
+    control trains on Fashion-MNIST. The ordinary user's batch holds the sandbox's cases only: not the y_val edit
+    nor the hidden failure's feedback, which the trusted runner and the host decide the same way for both.)"""
     import nbformat
 
     from autograder.notebooks import build_submission, source_notebook
@@ -218,7 +219,7 @@ def test_cheats_on_callbacks_and_given_data_score_only_their_honest_part(assignm
     if assignment == "02-gradient-descent" and not prefix:   # issue 12: a failed hidden check reaches the feedback
         cases.append(("hidden-failure", "numerical_gradient right for 1-D and 2-D x only",
                       build_submission(assignment, {"numerical_gradient": ONLY_1D_2D}), False))
-    if assignment == "04-numpy-net":
+    if assignment == "04-numpy-net" and not prefix:   # the runner's rule, the same for both users
         cases += [(student, why, nb, False) for student, why, nb in y_val_edit_cases()]
     for student, _, nb, _ in cases:
         (tmp_path / "in" / student).mkdir(parents=True)
@@ -240,7 +241,7 @@ def test_cheats_on_callbacks_and_given_data_score_only_their_honest_part(assignm
         if cheat:
             assert rows[student]["status"] == "graded", f"{student} ({why}): {rows[student]}"
             assert {t: rows[student][t] for t in tests} == {t: honest[t] for t in tests}, f"{student} ({why})"
-    if assignment == "04-numpy-net":
+    if assignment == "04-numpy-net" and not prefix:
         # Editing y_val never pays: test by test no more than the same code editing a copy; the hidden check that
         # scores val_acc against the validation labels fails for both (they report accuracy 1.0 untrained).
         edited, baseline = rows["cheat-edits-y-val"], rows["baseline-y-val-copy"]
