@@ -720,8 +720,9 @@ class Slot:
                          "processes per user id (RLIMIT_NPROC)")
         if self.kernel_uid is None:
             found.append("grading as an ordinary user: kernels run under the grader's own user id (mapped in a "
-                         "user namespace); they cannot reach the host's files, but only their own PID namespace "
-                         "keeps them from signalling the kernel factory")
+                         "user namespace; another id would need newuidmap and an /etc/subuid range, not used "
+                         "here); they can write no host folder but their sockets folder, and only their own PID "
+                         "namespace keeps them from signalling the kernel factory")
         if self.ready_info and not self.ready_info.get("namespaces"):
             found.append("unprivileged user namespaces are not allowed inside the sandbox: kernels share the "
                          "slot's PID and IPC namespaces (System V IPC is removed after each submission instead)"
