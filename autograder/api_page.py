@@ -102,9 +102,9 @@ def _arguments(args: ast.arguments, drop_self: bool = False) -> str:
 def _describe(node: ast.stmt, name: str) -> tuple[str, str]:
     """(signature, summary) of a top-level definition."""
     if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-        returns = f" -> {ast.unparse(node.returns)}" if node.returns else ""
         decorators = {ast.unparse(d) for d in node.decorator_list}
-        prefix = "with " if "contextmanager" in decorators else ""
+        prefix = "with " if "contextmanager" in decorators else ""   # a context manager: its use, not its type
+        returns = f" -> {ast.unparse(node.returns)}" if node.returns and not prefix else ""
         return f"{prefix}{name}({_arguments(node.args)}){returns}", _first_paragraph(ast.get_docstring(node))
     if isinstance(node, ast.ClassDef):
         init = next((n for n in node.body if isinstance(n, ast.FunctionDef) and n.name == "__init__"), None)
@@ -280,7 +280,17 @@ def _entry(helper: Helper, titles: dict[str, str]) -> list[str]:
 
 
 def _alias(module: str, helper: Helper) -> list[str]:
-    return [f"- `{module}.{helper.name}` is {{ref}}`{helper.module}.{helper.name} <{helper.label}>`.", ""]
+    return [f"- `{module}.{helper.name}` is {{ref}}`{helper.module}.{helper.name} <{helper.label}>`."]
+
+
+def _section(module: str, entries: list[list[str]]) -> list[str]:
+    """A module's heading, then its entries; consecutive one-line aliases form one list."""
+    lines = [f"### `{module}`", ""]
+    for entry in entries:
+        if len(entry) > 1 and lines[-1].startswith("- "):
+            lines.append("")
+        lines += entry
+    return lines + ([""] if lines[-1] else [])
 
 
 def render_api_page(reference: Reference) -> str:
@@ -305,13 +315,14 @@ def render_api_page(reference: Reference) -> str:
     ]
     shown: set[str] = set()
     for module, helpers in reference.chapter_api.items():
-        lines += [f"### `{module}`", ""]
+        entries = []
         for helper in helpers:
             if helper.module != module or helper.label in shown:
-                lines += _alias(module, helper)
-                continue
-            shown.add(helper.label)
-            lines += _entry(helper, titles)
+                entries.append(_alias(module, helper))
+            else:
+                shown.add(helper.label)
+                entries.append(_entry(helper, titles))
+        lines += _section(module, entries)
     lines += [
         "## The test-cell API: `dlcourse.testing`",
         "",
@@ -320,13 +331,14 @@ def render_api_page(reference: Reference) -> str:
         "",
     ]
     for module, helpers in reference.test_cell_api.items():
-        lines += [f"### `{module}`", ""]
+        entries = []
         for helper in helpers:
             if helper.label in shown:
-                lines += _alias("dlcourse.testing", helper)
-                continue
-            shown.add(helper.label)
-            lines += _entry(helper, titles)
+                entries.append(_alias("dlcourse.testing", helper))
+            else:
+                shown.add(helper.label)
+                entries.append(_entry(helper, titles))
+        lines += _section(module, entries)
     lines += ["## The pre-submission check: `dlcourse.submission`", "",
               "The last cell of every exercise runs it; it needs nothing but Python's standard library.", ""]
     for helper in reference.submission:

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import ast
 import importlib
+import os
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import nbformat
@@ -161,3 +163,25 @@ def test_the_student_package_holds_no_instructor_tooling():
 
     config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
     assert config["tool"]["setuptools"]["packages"] == ["dlcourse"]
+
+
+def test_the_wheel_students_install_ships_the_student_package_and_nothing_else(tmp_path):
+    """Colab's setup cell pip-installs dlcourse from the repository: does the wheel hold every module of dlcourse/
+    (the test-cell API's included) and no instructor tooling, and does the installed test-cell API work from it?"""
+    build = subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
+                            "--wheel-dir", str(tmp_path / "wheel"), str(ROOT)], capture_output=True, text=True)
+    assert build.returncode == 0, build.stderr[-2000:]
+    wheel = next((tmp_path / "wheel").glob("dlcourse-*.whl"))
+    with zipfile.ZipFile(wheel) as archive:
+        shipped = {name for name in archive.namelist() if ".dist-info/" not in name}
+    assert shipped == {f"dlcourse/{p.name}" for p in (ROOT / "dlcourse").glob("*.py")}
+    install = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target",
+                              str(tmp_path / "site"), str(wheel)], capture_output=True, text=True)
+    assert install.returncode == 0, install.stderr[-2000:]
+    code = ("import dlcourse, dlcourse.testing as t; from dlcourse.testing import numerical_backward, load_heldout; "
+            "print(dlcourse.__file__); print(len(t.__all__))")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path,
+                         env={**os.environ, "PYTHONPATH": str(tmp_path / "site")})
+    assert run.returncode == 0, run.stderr[-2000:]
+    location, count = run.stdout.split()
+    assert location.startswith(str(tmp_path / "site")) and int(count) == len(testing.__all__)
