@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 import importlib
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -168,8 +169,12 @@ def test_the_student_package_holds_no_instructor_tooling():
 def test_the_wheel_students_install_ships_the_student_package_and_nothing_else(tmp_path):
     """Colab's setup cell pip-installs dlcourse from the repository: does the wheel hold every module of dlcourse/
     (the test-cell API's included) and no instructor tooling, and does the installed test-cell API work from it?"""
+    source = tmp_path / "source"   # a copy of what the build reads: setuptools writes build/ next to it
+    shutil.copytree(ROOT / "dlcourse", source / "dlcourse", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, source / name)
     build = subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
-                            "--wheel-dir", str(tmp_path / "wheel"), str(ROOT)], capture_output=True, text=True)
+                            "--wheel-dir", str(tmp_path / "wheel"), str(source)], capture_output=True, text=True)
     assert build.returncode == 0, build.stderr[-2000:]
     wheel = next((tmp_path / "wheel").glob("dlcourse-*.whl"))
     with zipfile.ZipFile(wheel) as archive:
