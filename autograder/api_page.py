@@ -339,10 +339,9 @@ def render_api_page(reference: Reference) -> str:
                 shown.add(helper.label)
                 entries.append(_entry(helper, titles))
         lines += _section(module, entries)
-    lines += ["## The pre-submission check: `dlcourse.submission`", "",
+    lines += ["## The pre-submission check", "",
               "The last cell of every exercise runs it; it needs nothing but Python's standard library.", ""]
-    for helper in reference.submission:
-        lines += _entry(helper, titles)
+    lines += _section(f"dlcourse.{SUBMISSION_MODULE}", [_entry(helper, titles) for helper in reference.submission])
     return "\n".join(lines).rstrip() + "\n"
 
 

@@ -107,7 +107,7 @@ def home_module(name: str) -> str:
 
 
 def __getattr__(name: str) -> Any:
-    """Lend a helper of another module on first use (PEP 562): ``from dlcourse.testing import make_loader``."""
+    """Lend a helper of another module on first use (PEP 562): ``from dlcourse.testing import three_blobs``."""
     if name not in _LENDER:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     value = getattr(importlib.import_module(_LENDER[name]), name)
@@ -117,6 +117,7 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted({*globals(), *__all__})
+
 
 FAILED_MARK = "[check failed]"   # starts the stdout line of every failed check
 MESSAGE_LIMIT = 700              # characters of a failure message that are kept (a gradient report with hints fits)

@@ -131,3 +131,11 @@ def test_the_page_is_written_by_pages_and_listed_in_the_table_of_contents():
     assert "book/api.md" in {str(p) for p in expected_pages(ROOT)}
     toc = (ROOT / "_toc.yml").read_text(encoding="utf-8")
     assert re.search(r"^\s*- file: book/api\s*$", toc, re.MULTILINE)
+
+
+def test_heading_levels_never_skip_one(page):
+    """The book builds with -W, and MyST warns when a heading is more than one level below the previous one."""
+    outside_code = re.sub(r"```python\n.*?\n```", "", page, flags=re.DOTALL)
+    levels = [len(m.group(1)) for m in re.finditer(r"^(#+) ", outside_code, re.MULTILINE)]
+    assert levels[0] == 1
+    assert all(b <= a + 1 for a, b in zip(levels, levels[1:])), levels
