@@ -234,7 +234,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="write into a non-empty folder that is not a git clone")
     p.set_defaults(run=cmd_publish)
 
-    p = commands.add_parser("pages", help="write the website's exercise pages (book/exercises/) from exercises/")
+    p = commands.add_parser("pages", help="write the website's exercise pages (book/exercises/) from exercises/ "
+                                           "and the helper reference (book/api.md) from dlcourse/")
     p.add_argument("--check", action="store_true", help="only report pages out of sync (exit 1 if any)")
     p.set_defaults(run=cmd_pages)
 
