@@ -541,8 +541,7 @@ class Isolation:
         """Whether, grading as root, the kernels can run under another user id (that user must reach Python)."""
         raise NotImplementedError
 
-    def factory_command(self, slot: "Slot", program: list[str], env: dict[str, str]) -> tuple[list, dict | None,
-                                                                                              Path]:
+    def factory_command(self, slot: "Slot", program: list[str], env: dict[str, str]) -> tuple[list, dict | None, Path]:
         """(command line, environment for Popen, working folder) that start the slot's kernel factory."""
         raise NotImplementedError
 
