@@ -85,13 +85,14 @@ class Settings:
     progress: bool = True
     verdict: str = "auto"             # auto, trusted, kernel: where test cells run (autograder.verdict)
     cluster: str | None = None        # a Dask scheduler's address: step 6 runs there (autograder.cluster)
+    skip_training: bool = False       # the training tests (notebooks.TRAINING_TAG) are not run, and score 0
 
     def fingerprint(self) -> str:
         """What the scores may depend on, besides the files (part of each submission's key)."""
         limits = self.limits
         return (f"pipeline={PIPELINE_VERSION};timeout={self.timeout};memory={limits.memory_bytes};"
                 f"cpu={limits.cpu_seconds};processes={limits.processes};files={limits.file_bytes};"
-                f"verdict={self.verdict}")
+                f"verdict={self.verdict}" + (";skip_training" if self.skip_training else ""))
 
 
 @dataclass
@@ -384,6 +385,8 @@ class Grader:
                 nb, resources = preprocessor(nb, resources)
             for cell in nb.cells:   # the grader's own metadata comes from this run only, never from the file
                 cell.metadata.pop("autograder", None)
+            if self.settings.skip_training:
+                skip_training_tests(nb, self.references[name])
             findings = scan(nb)                                                        # step 5
             if not self.trusted:   # with the trusted runner the statements cannot change a verdict: flag only
                 neutralize(nb, findings)
@@ -472,6 +475,8 @@ class Grader:
             explanation = ""
             if grade_id not in cells:
                 outcome, message, hidden = "not run", "the notebook could not be graded", False
+            elif cells[grade_id].metadata.get("autograder", {}).get("skipped"):
+                outcome, message, hidden = "skipped", SKIPPED, False
             elif score >= points:
                 outcome, message, hidden = "passed", "", False
             else:
@@ -481,6 +486,18 @@ class Grader:
                     explanation = str(verdict.get("message", ""))[:MAX_EXPLANATION]
             tests.append(TestResult(grade_id, points, score, outcome, message, hidden, hint, explanation))
         return tests
+
+
+SKIPPED = "not run: grade --skip-training leaves out the tests that train a network"
+
+
+def skip_training_tests(nb: NotebookNode, reference: Reference) -> None:
+    """``--skip-training``: each training test (tagged in the source, :data:`autograder.notebooks.TRAINING_TAG`;
+    read from the release, never from the submission) only raises, so it scores 0; its record says "skipped"."""
+    for cell in nb.cells:
+        if is_test(cell) and nbgrader_meta(cell).get("grade_id") in reference.training:
+            cell.source = f"raise RuntimeError({SKIPPED!r})"
+            cell.metadata.setdefault("autograder", {})["skipped"] = True
 
 
 def execute_prepared(notebooks: list[PreparedNotebook], plans: dict[str, dict], pool: SlotPool,
