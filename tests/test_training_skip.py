@@ -80,16 +80,21 @@ def test_changes_global_state(code, changes):
     assert changes_global_state(code) is changes
 
 
-def test_which_mutants_skip_training():
-    """In the course's assignments: every mutant of 04 reaches its training test (train_mlp is built on all its
-    functions); in 05 only the MLP mutant (the course's fit trains the student's MLP); in 06 none (the ConvNet is
-    built from torch layers, not from the student's conv2d/maxpool2d)."""
-    reached = {(a, p.stem): training_tests_reached(a, split_mutant(p)[1])
-               for a in ("04-numpy-net", "05-pytorch", "06-cnn") for p in mutant_files(a)}
-    assert all(reached[k] == {"test_train_mlp_fashion_mnist"} for k in reached if k[0] == "04-numpy-net")
-    assert {k[1] for k in reached if k[0] == "05-pytorch" and reached[k]} == {"mlp_without_relu"}
-    assert not any(reached[k] for k in reached if k[0] == "06-cnn")
-    # A mutant of 06 that redefines the network, or of 05 that seeds the global generator, must run it.
+@pytest.mark.parametrize("assignment, mutant, reached", [
+    ("04-numpy-net", "backward_skips_relu", {"test_train_mlp_fashion_mnist"}),   # train_mlp is built on it
+    ("04-numpy-net", "init_zeros", {"test_train_mlp_fashion_mnist"}),
+    ("05-pytorch", "mlp_without_relu", {"test_training"}),       # the course's fit trains the student's MLP
+    ("05-pytorch", "train_without_zero_grad", set()),            # ... with its own loop, not train_one_epoch
+    ("05-pytorch", "square_W_not_transposed", set()),            # MLP is built from nn.Linear
+    ("06-cnn", "kernel_flipped", set()),                         # ConvNet is built from torch layers
+    ("06-cnn", "maxpool_grad_to_every_element", set()),
+])
+def test_which_mutants_reach_training(assignment, mutant, reached):
+    path = next(p for p in mutant_files(assignment) if p.stem == mutant)
+    assert training_tests_reached(assignment, split_mutant(path)[1]) == reached
+
+
+def test_a_mutant_of_what_training_uses_or_of_global_state_runs_training():
     assert training_tests_reached("06-cnn", {"ConvNet": "class ConvNet(nn.Module):\n    pass"}) == {"test_training"}
     assert training_tests_reached("05-pytorch", {"evaluate": "def evaluate(m, l, d):\n    torch.manual_seed(1)"
                                                  "\n    return 0.0"}) == {"test_training"}
