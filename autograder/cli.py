@@ -64,7 +64,8 @@ def _grade_settings(args: argparse.Namespace):
             setattr(limits, {"memory": "memory_bytes", "cpu": "cpu_seconds", "processes": "processes"}[name],
                     int(value * 2**20) if name == "memory" else value)
     return Settings(workers=args.workers, timeout=args.timeout, isolation=args.isolation, limits=limits,
-                    force=args.force, progress=not args.no_progress, verdict=args.verdict, cluster=args.cluster)
+                    force=args.force, progress=not args.no_progress, verdict=args.verdict, cluster=args.cluster,
+                    skip_training=args.skip_training)
 
 
 def cmd_grade(args: argparse.Namespace) -> int:
@@ -211,6 +212,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "calls with data), kernel (in the student's kernel, best-effort), auto (trusted for the "
                         "assignments that support it)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--skip-training", action="store_true",
+                   help="leave out the test cells that train a network (tagged dlcourse-training): they score 0 "
+                        "and are recorded as skipped")
     p.add_argument("--cluster", metavar="tcp://HOST:8786",
                    help="run the sandboxed execution on the workers of this Dask scheduler (each worker thread is "
                         "one sandbox; --workers is ignored); this process alone writes the gradebook and results")

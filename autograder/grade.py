@@ -13,6 +13,8 @@ scheduling):
    deleted test cells, old formats. Before 4: nbgrader matches cells by grade id and stops on duplicates.
 4. ``restore``: nbgrader's own sanitising preprocessors put back locked cells and hidden tests from the gradebook
    (``ClearOutput``, ``DeduplicateIds``, ``OverwriteKernelspec``, ``OverwriteCells``, ``CheckCellMetadata``).
+   Then ``skip_training``, with ``--skip-training`` only: the tests tagged as training tests in the release only
+   raise, score 0 and are recorded as skipped (the mutant tests use it; an instructor has no reason to).
 5. ``neutralise`` (:mod:`autograder.tampering`): statements that patch the tests' modules or helpers are flagged
    for the instructor and, when the test cells run in the kernel, become ``pass``. After 4, so that the scan
    sees exactly the cells that will run. A static scan cannot be complete: with the trusted runner (6) it is
@@ -23,8 +25,8 @@ scheduling):
    ``--verdict trusted``) the kernel runs only the non-test cells, and each test cell runs in a separate trusted
    process that calls the student's functions through proxies and gets data back: the outcome of every
    assertion is decided there, and the hidden tests never enter the student's process. Rules that can only be
-   checked inside that process stay best-effort. Otherwise (``--verdict kernel``, 02, 04, 05 and 06 today) the
-   test cells run in the kernel after the student's code, as in nbgrader, and only the scan of 5 guards them.
+   checked inside that process stay best-effort. Otherwise (``--verdict kernel``) the test cells run in the
+   kernel after the student's code, as in nbgrader, and only the scan of 5 guards them.
 7. ``score``, first: stderr streams of test cells move to the cell's metadata (see
    :class:`~autograder.steps.SetAsideStderr`).
 8. ``score``, then: nbgrader's ``LimitOutput``, ``SaveAutoGrades``, ``AssignLatePenalties``, and the autograded
@@ -79,13 +81,14 @@ class Settings:
     progress: bool = True
     verdict: str = "auto"             # auto, trusted, kernel: where test cells run (autograder.verdict)
     cluster: str | None = None        # a Dask scheduler's address: step 6 runs there (autograder.cluster)
+    skip_training: bool = False       # the training tests (notebooks.TRAINING_TAG) are not run, and score 0
 
     def fingerprint(self) -> str:
         """What the scores may depend on, besides the files (part of each submission's key)."""
         limits = self.limits
         return (f"pipeline={PIPELINE_VERSION};timeout={self.timeout};memory={limits.memory_bytes};"
                 f"cpu={limits.cpu_seconds};processes={limits.processes};files={limits.file_bytes};"
-                f"verdict={self.verdict}")
+                f"verdict={self.verdict}" + (";skip_training" if self.skip_training else ""))
 
 
 # What a kernel imports while it starts (IPython's shell, the debugger, the history database): imported once in
@@ -116,7 +119,8 @@ class Grader:
         self.trusted = uses_trusted_runner(assignment, settings.verdict)
         self.ctx = Context(assignment, self.config, self.layout, self.timeout, self.trusted, roster=load_roster(),
                            restore_preprocessors=preprocessors(RESTORE_STEPS, self.config),
-                           score_preprocessors=[SetAsideStderr(), *preprocessors(SCORE_STEPS, self.config)])
+                           score_preprocessors=[SetAsideStderr(), *preprocessors(SCORE_STEPS, self.config)],
+                           skip_training=self.settings.skip_training)
 
     # -- the assignment ----------------------------------------------------------------------------------------
     def shipped_files(self) -> dict[str, Path]:

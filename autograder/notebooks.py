@@ -51,6 +51,17 @@ def is_test(cell) -> bool:
     return cell.cell_type == "code" and bool(meta.get("grade")) and not meta.get("solution")
 
 
+# A test cell that trains a network (minutes, the bulk of grading time) carries this tag in the source notebook
+# (the release keeps it): ``grade --skip-training`` leaves such cells out, and the mutant tests skip them for a
+# wrong submission that cannot reach them (:func:`reachable_names`; CONTRIBUTING, "Tests").
+TRAINING_TAG = "dlcourse-training"
+
+
+def is_training_test(cell) -> bool:
+    """A test cell tagged :data:`TRAINING_TAG`."""
+    return is_test(cell) and TRAINING_TAG in (cell.get("metadata", {}).get("tags") or [])
+
+
 # -- markers -----------------------------------------------------------------------------------------------------
 SOLUTION, HIDDEN = "solution", "hidden tests"   # the two kinds of region
 
@@ -292,6 +303,7 @@ class ReleasedNotebook:
     cells: dict[str, NotebookNode] = field(default_factory=dict)      # grade_id -> released cell, in order
     answers: dict[str, set[str]] = field(default_factory=dict)       # answer grade_id -> names it defines
     tests: dict[str, str] = field(default_factory=dict)              # test grade_id -> its hint
+    training: set[str] = field(default_factory=set)                  # grade_ids of the training tests
 
     @classmethod
     def from_node(cls, name: str, nb: NotebookNode) -> "ReleasedNotebook":
@@ -305,6 +317,8 @@ class ReleasedNotebook:
                 notebook.answers[grade_id] = set(defined_names(cell.source))
             elif is_test(cell):
                 notebook.tests[grade_id] = hint(cell.source)
+                if is_training_test(cell):
+                    notebook.training.add(grade_id)
         return notebook
 
     @classmethod
@@ -413,3 +427,162 @@ def build_submission(assignment: str, appended: Mapping[str, str] | None = None,
     if pending:
         raise KeyError(f"no answer cell of {assignment} defines {', '.join(pending)}")
     return released
+
+
+# -- which cells a redefined function can reach (the mutant tests skip training tests with it) -------------------
+class _FreeNames(ast.NodeVisitor):
+    """The names a piece of code reads before it assigns them, in source order (an over-approximation)."""
+
+    def __init__(self):
+        self.assigned: set[str] = set()
+        self.free: set[str] = set()
+
+    def visit_Name(self, node: ast.Name) -> None:
+        if isinstance(node.ctx, ast.Load):
+            if node.id not in self.assigned:
+                self.free.add(node.id)
+        else:
+            self.assigned.add(node.id)
+
+    def _value_first(self, node) -> None:   # x = f(x): f and x are read before x is assigned
+        if getattr(node, "value", None) is not None:
+            self.visit(node.value)
+        for target in getattr(node, "targets", None) or [node.target]:
+            if isinstance(node, ast.AugAssign):
+                self.visit(ast.Name(target.id, ast.Load()) if isinstance(target, ast.Name) else target)
+            self.visit(target)
+
+    visit_Assign = visit_AnnAssign = visit_AugAssign = visit_NamedExpr = _value_first
+
+    def _definition(self, node) -> None:   # the body reads its names when called: every one counts
+        inner = _FreeNames()
+        for child in ast.iter_child_nodes(node):
+            inner.visit(child)
+        self.free |= {n for n in inner.free | inner.assigned if n not in self.assigned}
+        self.assigned.add(node.name)
+
+    visit_FunctionDef = visit_AsyncFunctionDef = visit_ClassDef = _definition
+
+    def visit_Import(self, node) -> None:
+        self.assigned |= {(a.asname or a.name).split(".")[0] for a in node.names}
+
+    visit_ImportFrom = visit_Import
+
+
+def free_names(source: str) -> set[str]:
+    """The names a cell reads that it has not assigned before (a cell that does not parse reads every identifier
+    in it)."""
+    from autograder.tampering import _python
+
+    try:
+        tree = ast.parse(_python(source))
+    except SyntaxError:
+        return set(re.findall(r"[A-Za-z_]\w*", source))
+    visitor = _FreeNames()
+    visitor.visit(tree)
+    return visitor.free
+
+
+def _links(source: str) -> dict[str, set[str]]:
+    """For each top-level name a cell defines or touches, the names that may change what it holds.
+
+    A function or class depends on the names its definition reads. Any other top-level statement may change every
+    object it touches (``normalise(X)`` may modify ``X``, ``torch.manual_seed(0)`` the module's state): each name
+    it reads or assigns depends on every name it reads.
+    """
+    from autograder.tampering import _python
+
+    try:
+        tree = ast.parse(_python(source))
+    except SyntaxError:
+        words = set(re.findall(r"[A-Za-z_]\w*", source))
+        return {word: words for word in words}
+    links: dict[str, set[str]] = {}
+    for statement in tree.body:
+        if isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            links.setdefault(statement.name, set()).update(free_names(ast.unparse(statement)) - {statement.name})
+            continue
+        names = {n.id for n in ast.walk(statement) if isinstance(n, ast.Name)}
+        names |= {(a.asname or a.name).split(".")[0] for n in ast.walk(statement)
+                  if isinstance(n, (ast.Import, ast.ImportFrom)) for a in n.names}
+        read = free_names(ast.unparse(statement))
+        for name in names:
+            links.setdefault(name, set()).update(read)
+    return links
+
+
+def _assigned_names(source: str) -> set[str]:
+    """Every name a cell assigns, defines or imports, at any depth."""
+    from autograder.tampering import _python
+
+    try:
+        tree = ast.parse(_python(source))
+    except SyntaxError:
+        return set(re.findall(r"[A-Za-z_]\w*", source))
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and not isinstance(node.ctx, ast.Load):
+            found.add(node.id)
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            found.add(node.name)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            found |= {(a.asname or a.name).split(".")[0] for a in node.names}
+    return found
+
+
+def reachable_names(nb: NotebookNode, grade_id: str) -> set[str]:
+    """The top-level names whose definition can change what the test cell ``grade_id`` of ``nb`` computes.
+
+    The names the test cell reads before assigning them, then, through the cells that are not test cells above it
+    (given and answer cells: :func:`_links`), every name those depend on, transitively. Test cells are course
+    code that set up what they use: a name the test cell reads from another test cell makes every name reachable.
+    A function defined in those cells but not in this set is not called, directly or not, by the test cell.
+    """
+    cells = [c for c in nb.cells if c.cell_type == "code"]
+    index = next(i for i, c in enumerate(cells) if nbgrader_meta(c).get("grade_id") == grade_id)
+    links: dict[str, set[str]] = {}
+    from_tests: set[str] = set()
+    for cell in cells[:index]:
+        if is_test(cell):
+            from_tests |= _assigned_names(cell.source)
+            continue
+        for name, depends in _links(cell.source).items():
+            links.setdefault(name, set()).update(depends)
+    wanted = free_names(cells[index].source)
+    if wanted & from_tests - set(links):
+        return set(links) | wanted   # reads what a test cell left: assume it reaches everything
+    reached: set[str] = set()
+    while wanted:
+        name = wanted.pop()
+        if name not in reached:
+            reached.add(name)
+            wanted |= links.get(name, set()) - reached
+    return reached
+
+
+def changes_global_state(code: str) -> bool:
+    """Whether functions or classes may change state outside their own objects: a ``global`` or ``nonlocal``
+    statement, a call to ``*.seed``, ``*.manual_seed`` or ``*.set_*``, an assignment to an attribute or item of a
+    name that is neither a parameter nor a local of the function."""
+    tree = ast.parse(code)
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Global, ast.Nonlocal)):
+            return True
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and (
+                node.func.attr in ("seed", "manual_seed") or node.func.attr.startswith("set_")):
+            return True
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+            arguments = node.args
+            local = {a.arg for a in [*arguments.posonlyargs, *arguments.args, *arguments.kwonlyargs,
+                                     *filter(None, [arguments.vararg, arguments.kwarg])]}
+            body = node.body if isinstance(node.body, list) else [node.body]
+            stored = [n for statement in body for n in ast.walk(statement)]
+            local |= {n.id for n in stored if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+            for target in stored:
+                if isinstance(target, (ast.Attribute, ast.Subscript)) and isinstance(target.ctx, ast.Store):
+                    root = target.value
+                    while isinstance(root, (ast.Attribute, ast.Subscript)):
+                        root = root.value
+                    if not (isinstance(root, ast.Name) and root.id in local):
+                        return True
+    return False

@@ -31,6 +31,8 @@ _CELL_LINE = re.compile(r"Cell In\[\d*\], line (\d+)")
 _CHECK_NAME = re.compile(r"""checks\((["'])(.*?)\1""")
 MAX_EXPLANATION = 400   # characters of a course helper's message kept for the feedback
 
+SKIPPED = "not run: grade --skip-training leaves out the tests that train a network"  # steps.skip_training
+
 
 # -- steps ---------------------------------------------------------------------------------------------------------
 def test_outcomes(ctx: Context, job: Job) -> None:
@@ -81,6 +83,8 @@ def test_results(ctx: Context, student_id: str, notebook_id: str, nb: NotebookNo
         explanation = ""
         if grade_id not in cells:
             outcome, message, hidden = "not run", "the notebook could not be graded", False
+        elif cells[grade_id].metadata.get("autograder", {}).get("skipped"):   # steps.skip_training
+            outcome, message, hidden = "skipped", SKIPPED, False
         elif score >= points:
             outcome, message, hidden = "passed", "", False
         else:

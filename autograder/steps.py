@@ -75,6 +75,7 @@ class Context:
     score_preprocessors: list = field(default_factory=list)     # steps 7 and 8
     references: dict[str, Reference] = field(default_factory=dict)   # the released notebooks, by name
     runner_path: str | None = None      # the trusted runners' fork server, while a batch runs
+    skip_training: bool = False         # grade --skip-training: the training tests only raise (skip_training)
     pool: SlotPool | None = None        # the sandboxes, while a batch runs here (step 6)
 
     @property
@@ -141,6 +142,23 @@ def restore(ctx: Context, job: Job) -> None:
         for cell in nb.cells:   # the grader's own metadata comes from this run only, never from the file
             cell.metadata.pop("autograder", None)
         notebook.nb = nb
+
+
+def skip_training_tests(nb: NotebookNode, reference: Reference) -> None:
+    """Each training test (tagged in the source, :data:`autograder.notebooks.TRAINING_TAG`; read from the
+    release, never from the submission) only raises, so it scores 0; its record says "skipped"."""
+    for cell in nb.cells:
+        if is_test(cell) and nbgrader_meta(cell).get("grade_id") in reference.training:
+            cell.source = f"raise RuntimeError({outcomes.SKIPPED!r})"
+            cell.metadata.setdefault("autograder", {})["skipped"] = True
+
+
+def skip_training(ctx: Context, job: Job) -> None:
+    """With ``grade --skip-training`` only: the training tests left out (:func:`skip_training_tests`). After
+    ``restore``, which puts the released test cells back, and before the scan sees the cells that will run."""
+    if ctx.skip_training:
+        for notebook in job.to_run():
+            skip_training_tests(notebook.nb, ctx.references[notebook.name])
 
 
 def neutralise(ctx: Context, job: Job) -> None:
@@ -273,7 +291,7 @@ def score(ctx: Context, job: Job) -> None:
 
 # -- the order --------------------------------------------------------------------------------------------------
 # Steps 1-5: the submission read, parsed, repaired, restored and scanned (and, with the trusted runner, planned).
-PREPARE = (register_submission, read, parse, repair_metadata, restore, neutralise, plan_verdict)
+PREPARE = (register_submission, read, parse, repair_metadata, restore, skip_training, neutralise, plan_verdict)
 # Step 6: the student's code runs.
 EXECUTE = (execute,)
 # Steps 7 and 8: scored, then each test cell's outcome read. Step 9, the record, always follows

@@ -31,7 +31,7 @@ class TestResult:
     grade_id: str
     points: float
     score: float
-    outcome: str               # passed, failed, timeout, kernel died, not run
+    outcome: str               # passed, failed, timeout, kernel died, not run, skipped (grade --skip-training)
     message: str = ""          # first line of the error, "" when passed
     hidden: bool = False       # the failing line is inside the hidden tests
     hint: str = ""             # the test cell's first comment line (what it checks)

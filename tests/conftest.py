@@ -66,3 +66,13 @@ def built_book() -> Path:
                 pytest.fail(f"the book build failed:\n{result.stdout[-6000:]}\n{result.stderr[-6000:]}")
             stamp.touch()
     return html
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Say which mutants had their training tests skipped (tests/test_assignments.py): they did not run."""
+    lines = [value for reports in terminalreporter.stats.values() for report in reports
+             for key, value in getattr(report, "user_properties", ()) if key == "skipped_training_tests"]
+    if lines:
+        terminalreporter.section("training tests skipped (the mutant cannot reach them)")
+        for line in sorted(set(lines)):
+            terminalreporter.write_line(line)

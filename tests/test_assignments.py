@@ -7,6 +7,11 @@ For each assignment in solutions/ the grade test builds a folder of submissions 
 - `mutant-<bug>`: the correct submission with one wrong function from tests/mutants/<assignment>/<bug>.py —
   must lose points, and only in the test cells of the functions it redefines (one bug, one test: a test of a
   function that builds on another accepts the result built on the student's own version of the other).
+
+The training tests (test cells tagged `dlcourse-training`) take most of the time. A mutant that cannot reach any of
+them (`training_tests_reached`: none of the functions it redefines is used by them, directly or not, and it changes
+no global state) is graded in a second batch with `grade --skip-training`: its training tests are recorded as
+skipped (and listed at the end of the pytest run), every other assertion holds for the tests that ran.
 """
 
 from __future__ import annotations
@@ -23,7 +28,8 @@ import pytest
 
 from autograder.heldout import needs_heldout
 from autograder.nbgrader_api import assignments
-from autograder.notebooks import build_submission, source_notebook
+from autograder.notebooks import (build_submission, changes_global_state, is_test, is_training_test, nbgrader_meta,
+                                  reachable_names, source_notebook)
 from autograder.release import release
 from capstone_heldout import write_heldout
 from conftest import ROOT, run_autograder
@@ -72,6 +78,28 @@ def split_mutant(path: Path) -> tuple[str, dict[str, str]]:
     return doc, definitions
 
 
+def training_tests_reached(assignment: str, definitions: dict[str, str]) -> set[str]:
+    """The training tests of ``assignment`` whose outcome the wrong functions ``definitions`` may change.
+
+    Read on the submission as it is graded (the mutant's code in its answer cells, the hidden tests of the source
+    in the test cells): a training test is reached when it uses one of the redefined names, directly or through
+    the notebook's definitions (:func:`autograder.notebooks.reachable_names`), or when the mutant may change global
+    state (:func:`autograder.notebooks.changes_global_state`), which static reading cannot follow.
+    """
+    source = nbformat.read(source_notebook(assignment), as_version=4)
+    training = [nbgrader_meta(c)["grade_id"] for c in source.cells if is_training_test(c)]
+    if not training:
+        return set()
+    if any(changes_global_state(code) for code in definitions.values()):
+        return set(training)
+    graded = build_submission(assignment, definitions)
+    tests = {nbgrader_meta(c)["grade_id"]: c.source for c in source.cells if is_test(c)}
+    for cell in graded.cells:
+        if is_test(cell):
+            cell.source = tests[nbgrader_meta(cell)["grade_id"]]
+    return {t for t in training if set(definitions) & reachable_names(graded, t)}
+
+
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
 def test_exercises_are_in_sync_with_solutions(assignment, tmp_path):
     """Is exercises/<assignment>/ exactly what `python -m autograder release` generates from solutions/?"""
@@ -99,47 +127,80 @@ def test_mutants_are_well_formed(assignment):
 
 @pytest.mark.grading
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
-def test_grading_scores_correct_student_and_wrong_submissions(assignment, tmp_path, grading_env):
+def test_grading_scores_correct_student_and_wrong_submissions(assignment, tmp_path, grading_env, record_property):
     """Full marks for the solution, 0 for the blank student notebook, fewer points for every one-bug variant."""
     name = source_notebook(assignment).name
-    submissions = tmp_path / "submissions"
-    bugs = {}
-    for student, notebook in [("correct", build_submission(assignment))] + [
-            (f"mutant-{p.stem}", build_submission(assignment, split_mutant(p)[1])) for p in mutant_files(assignment)]:
-        (submissions / student).mkdir(parents=True)
-        nbformat.write(notebook, submissions / student / name)
-    for p in mutant_files(assignment):
-        bugs[f"mutant-{p.stem}"] = split_mutant(p)[0].splitlines()[0]
-    (submissions / "student").mkdir()
-    shutil.copyfile(ROOT / "exercises" / assignment / name, submissions / "student" / name)
+    bugs, skipping = {}, {}
+    batches = {"full": [("correct", build_submission(assignment))], "skip-training": []}
+    for path in mutant_files(assignment):
+        doc, definitions = split_mutant(path)
+        bugs[f"mutant-{path.stem}"] = doc.splitlines()[0]
+        skip = not training_tests_reached(assignment, definitions)
+        batches["skip-training" if skip else "full"].append((f"mutant-{path.stem}", build_submission(assignment,
+                                                                                                   definitions)))
+    training = {nbgrader_meta(c)["grade_id"] for c in nbformat.read(source_notebook(assignment), as_version=4).cells
+                if is_training_test(c)}
 
-    if needs_heldout(assignment):   # scored on data only the grader has: the tests make their own
-        write_heldout(Path(grading_env["DLCOURSE_GRADING_DIR"]))
-    grades = tmp_path / "grades.csv"
-    result = run_autograder("grade", assignment, str(submissions), "--output", str(grades), env=grading_env)
-    assert result.returncode == 0, result.stdout + result.stderr[-5000:]
-    with grades.open(newline="") as handle:
-        rows = {row["student_id"]: row for row in csv.DictReader(handle)}
+    rows, records = {}, {}
+    for batch, students in batches.items():
+        if not students:
+            continue
+        submissions = tmp_path / batch / "submissions"
+        for student, notebook in students:
+            (submissions / student).mkdir(parents=True)
+            nbformat.write(notebook, submissions / student / name)
+        if batch == "full":
+            (submissions / "student").mkdir()
+            shutil.copyfile(ROOT / "exercises" / assignment / name, submissions / "student" / name)
+        env = dict(grading_env, DLCOURSE_GRADING_DIR=str(tmp_path / batch / "grading"))
+        if needs_heldout(assignment):   # scored on data only the grader has: the tests make their own
+            write_heldout(Path(env["DLCOURSE_GRADING_DIR"]))
+        grades = tmp_path / batch / "grades.csv"
+        options = ["--skip-training"] if batch == "skip-training" else []
+        result = run_autograder("grade", assignment, str(submissions), "--output", str(grades), *options, env=env)
+        assert result.returncode == 0, result.stdout + result.stderr[-5000:]
+        with grades.open(newline="") as handle:
+            for row in csv.DictReader(handle):
+                rows[row["student_id"]] = row
+                record = json.loads((Path(env["DLCOURSE_GRADING_DIR"]) / "results" / assignment /
+                                     f"{row['student_id']}.json").read_text())
+                records[row["student_id"]] = [t for notebook in record["notebooks"] for t in notebook["tests"]]
+        for student, _ in students:   # training tests skipped in that batch only, and only they
+            skipped = {t["grade_id"] for t in records[student] if t["outcome"] == "skipped"}
+            assert skipped == (training if batch == "skip-training" else set()), (student, skipped)
+            skipping[student] = sorted(skipped)
     assert set(rows) == {"correct", "student", *bugs}, "every submission must appear in the grades"
+    skipped_here = {s: tests for s, tests in skipping.items() if tests}
+    if skipped_here:
+        record_property("skipped_training_tests",
+                        f"{assignment}: {', '.join(sorted(skipped_here))} ({', '.join(sorted(training))})")
 
     correct = rows["correct"]
     autograded_max = float(correct["max_score"]) - manual_points(assignment)
     assert correct["status"] == "graded" and autograded_max > 0
     assert float(correct["score"]) == autograded_max, f"solution lost points: {correct}"
     assert rows["student"]["status"] == "graded" and float(rows["student"]["score"]) == 0, rows["student"]
-    survivors = [f"{sid} ({bug})" for sid, bug in bugs.items() if float(rows[sid]["score"]) >= autograded_max]
+
+    def lost_in(student: str) -> dict[str, float]:
+        """Points lost per test cell that ran (skipped training tests left out)."""
+        return {t["grade_id"]: t["points"] - t["score"] for t in records[student] if t["outcome"] != "skipped"}
+
+    for student in skipped_here:   # a skipped test scores 0: the score is the rest, all accounted for
+        skipped_points = sum(t["points"] for t in records[student] if t["outcome"] == "skipped")
+        assert rows[student]["status"] == "graded"
+        assert round(float(rows[student]["score"]), 6) == round(
+            autograded_max - skipped_points - sum(lost_in(student).values()), 6), rows[student]
+    survivors = [f"{sid} ({bug})" for sid, bug in bugs.items()
+                 if float(rows[sid]["score"]) >= autograded_max or not any(lost_in(sid).values())]
     assert not survivors, f"wrong submissions that kept full marks: {survivors}"
 
     if assignment not in MAX_POINTS_LOST:
         return
     lost = {}
     for path in mutant_files(assignment):
-        record = json.loads((Path(grading_env["DLCOURSE_GRADING_DIR"]) / "results" / assignment /
-                             f"mutant-{path.stem}.json").read_text())
-        tests = [t for notebook in record["notebooks"] for t in notebook["tests"]]
+        tests = records[f"mutant-{path.stem}"]
         allowed = set().union(*(graded_tests_of(f, [t["grade_id"] for t in tests]) for f in split_mutant(path)[1]))
-        elsewhere = {t["grade_id"]: t["points"] - t["score"] for t in tests
-                     if t["score"] < t["points"] and t["grade_id"] not in allowed}
+        elsewhere = {g: points for g, points in lost_in(f"mutant-{path.stem}").items() if points and g not in allowed}
         assert not elsewhere, f"{path.stem} ({bugs['mutant-' + path.stem]}) also lost points in {elsewhere}"
-        lost[path.stem] = sum(t["points"] - t["score"] for t in tests)
+        lost[path.stem] = sum(lost_in(f"mutant-{path.stem}").values())
     assert round(max(lost.values()), 2) == MAX_POINTS_LOST[assignment], f"points lost per mutant: {lost}"
