@@ -216,3 +216,31 @@ def test_torch_cheats_score_only_their_honest_part(assignment, tmp_path):
         assert "A <b>hidden test</b> of <code>test_LinearFunction_backward</code> failed" in pages["hidden-failure"]
         assert "dx for x of shape (5, 4), W of shape (4, 4) (compared with PyTorch&#x27;s autograd of x @ W + b) is " \
                "wrong" in pages["hidden-failure"]
+
+
+def test_debugging_cheats_as_an_ordinary_user(tmp_path):
+    """09-debugging's hostile batch graded by a non-root grader (emulated: root mapped to uid 1000 in a user
+    namespace): does every cheat still score, test by test, its honest part, and the honest work its 2 points?"""
+    if os.geteuid() != 0:
+        pytest.skip("already running as an ordinary user: test_torch_cheats_score_only_their_honest_part covered it")
+    probe = subprocess.run(["unshare", "--user", "--map-user=1000", "--map-group=1000", "true"],
+                           capture_output=True, text=True) if shutil.which("unshare") else None
+    if probe is None or probe.returncode != 0:
+        pytest.skip(f"unshare --user is not available here: {probe.stderr.strip() if probe else 'no unshare'}")
+    assignment = "09-debugging"
+    submissions = tmp_path / "submissions"
+    cases = write_torch_hostile(assignment, submissions)
+    env = dict(os.environ, DLCOURSE_GRADING_DIR=str(tmp_path / "grading"),
+               PATH=str(ROOT / ".venv" / "bin") + os.pathsep + os.environ.get("PATH", ""))
+    result = subprocess.run(["unshare", "--user", "--map-user=1000", "--map-group=1000", sys.executable, "-m",
+                             "autograder", "grade", assignment, str(submissions), "--output",
+                             str(tmp_path / "grades.csv"), *LIMITS], cwd=ROOT, env=env, text=True,
+                            capture_output=True, timeout=1200)
+    rows = {}
+    if (tmp_path / "grades.csv").is_file():
+        with (tmp_path / "grades.csv").open(newline="") as handle:
+            rows = {row["student_id"]: row for row in csv.DictReader(handle)}
+    if result.returncode != 0 and "bubblewrap" in result.stderr and not rows:
+        pytest.skip(f"the sandbox cannot start for an ordinary user here: {result.stderr[-500:]}")
+    spec = TORCH_ASSIGNMENTS[assignment]
+    _check_scores(cases, rows, result, spec["points"], spec["honest"])

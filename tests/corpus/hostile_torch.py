@@ -93,6 +93,7 @@ ASSIGNMENTS = {
         },
         "undone": {"test_make_loader", "test_MLP", "test_train_step", "test_evaluate"},
         "honest": 2.0,
+        "full": 10.0,   # an honest control with every defect fixed is graded in the same batch
         "first_answer": "make_loader",
         "cheats": ("cheat-transformer-alias", "cheat-pre-run-hook", "cheat-post-run-hook", "cheat-settrace",
                    "cheat-checks-score", "cheat-debugging-helpers", "cheat-rebind-torch", "cheat-lying-tensor",
@@ -244,6 +245,9 @@ def torch_cases(assignment: str) -> list[Case]:
                   lambda p: _notebook(_partial(assignment)), spec["honest"], set(spec["undone"]))]
     cases += [Case(student, why, _cheat(assignment, code), spec["honest"], set(spec["undone"]))
               for student, (why, code) in CHEATS.items() if student in spec["cheats"]]
+    if "full" in spec:
+        cases.append(Case("honest-control", "every function done, no cheat",
+                          lambda p: _notebook(build_submission(assignment)), spec["full"], set()))
     if assignment == "05-pytorch":   # 1 of the 17 checks of the 3-point test fails: 3 * 16 / 17 = 2.82 points
         stubs = dict(spec["stubs"], LinearFunction=SQUARE_W)
         cases.append(Case("hidden-failure", "dx forgets the transpose only for a square W (a hidden check)",
