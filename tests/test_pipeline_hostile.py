@@ -219,8 +219,9 @@ def test_torch_cheats_score_only_their_honest_part(assignment, tmp_path):
 
 
 def test_debugging_cheats_as_an_ordinary_user(tmp_path):
-    """09-debugging's hostile batch graded by a non-root grader (emulated: root mapped to uid 1000 in a user
-    namespace): does every cheat still score, test by test, its honest part, and the honest work its 2 points?"""
+    """09-debugging's hostile batch (its controls and the cheats aimed at its own helpers and tensors) graded by a
+    non-root grader (emulated: root mapped to uid 1000 in a user namespace): does every cheat still score, test by
+    test, its honest part, and the honest control full marks?"""
     if os.geteuid() != 0:
         pytest.skip("already running as an ordinary user: test_torch_cheats_score_only_their_honest_part covered it")
     probe = subprocess.run(["unshare", "--user", "--map-user=1000", "--map-group=1000", "true"],
@@ -229,7 +230,7 @@ def test_debugging_cheats_as_an_ordinary_user(tmp_path):
         pytest.skip(f"unshare --user is not available here: {probe.stderr.strip() if probe else 'no unshare'}")
     assignment = "09-debugging"
     submissions = tmp_path / "submissions"
-    cases = write_torch_hostile(assignment, submissions)
+    cases = write_torch_hostile(assignment, submissions, TORCH_ASSIGNMENTS[assignment]["as_user"])
     env = dict(os.environ, DLCOURSE_GRADING_DIR=str(tmp_path / "grading"),
                PATH=str(ROOT / ".venv" / "bin") + os.pathsep + os.environ.get("PATH", ""))
     result = subprocess.run(["unshare", "--user", "--map-user=1000", "--map-group=1000", sys.executable, "-m",

@@ -95,9 +95,11 @@ ASSIGNMENTS = {
         "honest": 2.0,
         "full": 10.0,   # an honest control with every defect fixed is graded in the same batch
         "first_answer": "make_loader",
-        "cheats": ("cheat-transformer-alias", "cheat-pre-run-hook", "cheat-post-run-hook", "cheat-settrace",
-                   "cheat-checks-score", "cheat-debugging-helpers", "cheat-rebind-torch", "cheat-lying-tensor",
-                   "cheat-leak-source"),
+        "cheats": ("cheat-transformer-alias", "cheat-pre-run-hook", "cheat-settrace", "cheat-checks-score",
+                   "cheat-debugging-helpers", "cheat-rebind-torch", "cheat-lying-tensor", "cheat-leak-source"),
+        # Graded again as an ordinary user: the controls and the cheats aimed at this exercise's own code.
+        "as_user": ("honest-partial", "honest-control", "cheat-debugging-helpers", "cheat-rebind-torch",
+                    "cheat-lying-tensor"),
     },
 }
 
@@ -256,8 +258,8 @@ def torch_cases(assignment: str) -> list[Case]:
     return cases
 
 
-def write_torch_hostile(assignment: str, folder: Path) -> list[Case]:
-    written = torch_cases(assignment)
+def write_torch_hostile(assignment: str, folder: Path, only: tuple[str, ...] | None = None) -> list[Case]:
+    written = [case for case in torch_cases(assignment) if only is None or case.student_id in only]
     for case in written:
         (folder / case.student_id).mkdir(parents=True, exist_ok=True)
         (folder / case.student_id / ASSIGNMENTS[assignment]["notebook"]).write_bytes(case.build(folder))
