@@ -152,8 +152,23 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+EXAMPLES = """\
+a term, in order (README, "For instructors: a whole term"):
+  python -m autograder release                                  # exercises/ from solutions/
+  python -m autograder publish ../course-public                 # the student copy, leak-checked
+  python -m autograder collect 01-losses ~/Downloads/submissions.zip
+  python -m autograder grade 01-losses                          # sandboxed, resumable
+  python -m autograder feedback 01-losses
+  python -m autograder export 01-losses --canvas-column "Loss functions (12345)"
+  python -m autograder report 01-losses
+"""
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m autograder", description=__doc__,
+    from autograder.sandbox import Limits
+
+    limits = Limits()   # the one owner of the defaults the help text names
+    parser = argparse.ArgumentParser(prog="python -m autograder", description=__doc__, epilog=EXAMPLES,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-v", "--verbose", action="store_true", help="show the traceback of an error")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -185,9 +200,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=int, help="seconds per cell (default: c.Execute.timeout of the config)")
     p.add_argument("--isolation", choices=["auto", "bwrap", "none"], default="auto",
                    help="sandbox with bubblewrap (auto: when it works here)")
-    p.add_argument("--memory", type=int, help="MiB of memory per kernel (default 4096)")
-    p.add_argument("--cpu", type=int, help="CPU seconds per kernel (default 3600)")
-    p.add_argument("--processes", type=int, help="processes and threads per kernel (default 128)")
+    p.add_argument("--memory", type=int,
+                   help=f"MiB of memory: all of a submission's processes together where a control group is available, "
+                   f"else each process (default {limits.memory_bytes // 2**20})")
+    p.add_argument("--cpu", type=int, help=f"CPU seconds per process (default {limits.cpu_seconds})")
+    p.add_argument("--processes", type=int, help=f"processes and threads per kernel (default {limits.processes})")
     p.add_argument("--force", action="store_true", help="regrade unchanged submissions too")
     p.add_argument("--verdict", choices=["auto", "trusted", "kernel"], default="auto",
                    help="where test cells run: trusted (a separate process; the student's kernel only answers "
@@ -217,7 +234,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="write into a non-empty folder that is not a git clone")
     p.set_defaults(run=cmd_publish)
 
-    p = commands.add_parser("pages", help="write the website's exercise pages (book/exercises/) from exercises/")
+    p = commands.add_parser("pages", help="write the website's exercise pages (book/exercises/) from exercises/ "
+                                           "and the helper reference (book/api.md) from dlcourse/")
     p.add_argument("--check", action="store_true", help="only report pages out of sync (exit 1 if any)")
     p.set_defaults(run=cmd_pages)
 

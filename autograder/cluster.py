@@ -4,7 +4,7 @@ Dask distributed cluster; every other step stays in the coordinating process.
 The coordinator (the process that runs ``python -m autograder grade``) reads, parses, repairs, restores and
 scans each submission (steps 1-5), exactly as without a cluster, and submits one task per submission: the
 prepared notebooks (hidden tests included, and the trusted runner's plan) travel to a worker as data. The worker
-runs them with :func:`autograder.grade.execute_prepared`, the function local grading uses, in a
+runs them with :func:`autograder.steps.execute_prepared`, the function local grading uses, in a
 :class:`~autograder.sandbox.SlotPool` of its own (bubblewrap, the same limits, one sandbox per worker thread) and,
 for the assignments graded by the trusted runner, a :class:`~autograder.verdict.RunnerServer` of its own. The
 executed notebooks come back as data; the coordinator alone scores them, writes the autograded notebooks, the
@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from autograder.nbgrader_api import ROOT, NbgraderError
-from autograder.sandbox import Limits, SandboxError, SlotPool, bubblewrap_works, isolation_warning
+from autograder.sandbox import Limits, SandboxError, SlotPool, choose_isolation
 
 IDLE_SECONDS = 600   # a worker closes the sandboxes of a batch that sent no task for this long
 CONNECT_SECONDS = 30
@@ -111,6 +111,7 @@ class WorkerSandboxes:
         self.pool: SlotPool | None = None
         self.server = None
         self.runner_path: str | None = None
+        self.isolation = None    # chosen on this worker (autograder.sandbox.choose_isolation)
         self.sandboxed = False
         self.weaknesses: list[str] | None = None
         self.error: BaseException | None = None
@@ -139,12 +140,14 @@ class WorkerSandboxes:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.write_bytes(content)
                 shipped[relative] = path
-            self.sandboxed = spec.isolation != "none" and bubblewrap_works()
-            if spec.isolation == "bwrap" and not self.sandboxed:
-                raise SandboxError(f"--isolation bwrap on {socket.gethostname()}: {isolation_warning()}")
+            try:
+                self.isolation = choose_isolation(spec.isolation)
+            except SandboxError as error:
+                raise SandboxError(f"--isolation bwrap on {socket.gethostname()}: {error}") from None
+            self.sandboxed = self.isolation.isolates
             if spec.runner_modules is not None:
                 self.server = RunnerServer(spec.runner_modules)
-            self.pool = SlotPool(self.slots, spec.limits, spec.preload, shipped, self.sandboxed)
+            self.pool = SlotPool(self.slots, spec.limits, spec.preload, shipped, self.isolation)
             if self.server is not None:
                 self.runner_path = self.server.wait_ready()
         except BaseException as error:   # handed to the task that started us
@@ -193,7 +196,7 @@ def execute_task(spec: BatchSpec, notebooks: list, plans: dict[str, dict]) -> Ex
     """The Dask task of one submission: step 6 on this worker; returns the executed notebooks."""
     from distributed import get_worker
 
-    from autograder.grade import execute_prepared
+    from autograder.steps import execute_prepared
 
     started = time.perf_counter()
     here = environment_digest()
@@ -207,7 +210,7 @@ def execute_task(spec: BatchSpec, notebooks: list, plans: dict[str, dict]) -> Ex
         plans = {name: dict(plan, server=sandboxes.runner_path) for name, plan in plans.items()}
         execute_prepared(notebooks, plans, sandboxes.pool, spec.timeout)
         if sandboxes.weaknesses is None:   # known once a sandbox is ready
-            sandboxes.weaknesses = sandboxes.pool.weaknesses() if sandboxes.sandboxed else [isolation_warning()]
+            sandboxes.weaknesses = sandboxes.pool.weaknesses()   # without a sandbox: the isolation warning
         return Executed(notebooks, worker.address, socket.gethostname(), sandboxes.sandboxed,
                         list(sandboxes.weaknesses), time.perf_counter() - started)
     finally:
@@ -319,7 +322,7 @@ def grade_on_cluster(grader, jobs: list, skipped: int = 0) -> list:
         # Keep every worker thread busy, with the next submissions already prepared.
         while queue and len(running) < 2 * threads():
             job = queue.pop()
-            grader.guard(job, grader.prepare)
+            grader.prepare(job)
             if job.error or all(n.nb is None for n in job.notebooks):   # nothing to run: record it now
                 record(job)
                 continue

@@ -1,19 +1,23 @@
 """Grade: autograde every collected submission of an assignment, in parallel sandboxes, with nbgrader's scoring.
 
-Each submission goes through these steps, in order:
+Each submission goes through these steps, in order. The order is declared once, as lists of functions
+``step(ctx, job)`` in :mod:`autograder.steps` (``PREPARE``, ``EXECUTE``, ``SCORE``; the record last, from
+:mod:`autograder.outcomes`); this module runs them for a batch (the keys and the resume, the sandboxes, the
+scheduling):
 
 1. ``read``: the submitted files and their key (a hash with the assignment's source and the grading settings);
    a submission already graded with the same key is skipped, so an interrupted run resumes where it stopped.
 2. ``parse``: an empty file, or one that is not a notebook, is scored 0 with the reason (the batch goes on).
-3. ``repair`` (:mod:`autograder.repair`): grade metadata the released notebook does not have (unknown grade ids,
-   extra graded cells, an answer re-marked as a test or locked), duplicated grade ids, lost metadata, deleted
-   test cells, old formats. Before 4: nbgrader matches cells by grade id and stops on duplicates.
+3. ``repair_metadata`` (:mod:`autograder.repair`): grade metadata the released notebook does not have (unknown
+   grade ids, extra graded cells, an answer re-marked as a test or locked), duplicated grade ids, lost metadata,
+   deleted test cells, old formats. Before 4: nbgrader matches cells by grade id and stops on duplicates.
 4. ``restore``: nbgrader's own sanitising preprocessors put back locked cells and hidden tests from the gradebook
    (``ClearOutput``, ``DeduplicateIds``, ``OverwriteKernelspec``, ``OverwriteCells``, ``CheckCellMetadata``).
 5. ``neutralise`` (:mod:`autograder.tampering`): statements that patch the tests' modules or helpers are flagged
    for the instructor and, when the test cells run in the kernel, become ``pass``. After 4, so that the scan
    sees exactly the cells that will run. A static scan cannot be complete: with the trusted runner (6) it is
-   only a flag (the statements run, and cannot change a verdict), not the defence.
+   only a flag (the statements run, and cannot change a verdict), not the defence. Then ``plan_verdict``: with
+   the trusted runner, which cells run where.
 6. ``execute`` (:mod:`autograder.execute`) in a sandboxed kernel (:mod:`autograder.sandbox`), on N workers.
    With the trusted test runner (:mod:`autograder.verdict`; the assignments of ``TRUSTED_ASSIGNMENTS``, or
    ``--verdict trusted``) the kernel runs only the non-test cells, and each test cell runs in a separate trusted
@@ -21,26 +25,25 @@ Each submission goes through these steps, in order:
    assertion is decided there, and the hidden tests never enter the student's process. Rules that can only be
    checked inside that process stay best-effort. Otherwise (``--verdict kernel``, 02, 04, 05 and 06 today) the
    test cells run in the kernel after the student's code, as in nbgrader, and only the scan of 5 guards them.
-7. ``set aside stderr``: stderr streams of test cells move to the cell's metadata (see :class:`SetAsideStderr`).
-8. ``score``: nbgrader's ``LimitOutput``, ``SaveAutoGrades``, ``AssignLatePenalties``.
-9. ``record``: the autograded notebook, then the result record (:mod:`autograder.store`), the commit point.
+7. ``score``, first: stderr streams of test cells move to the cell's metadata (see
+   :class:`~autograder.steps.SetAsideStderr`).
+8. ``score``, then: nbgrader's ``LimitOutput``, ``SaveAutoGrades``, ``AssignLatePenalties``, and the autograded
+   notebook written; ``test_outcomes`` reads each test cell's score, outcome and first error line.
+9. ``record``: the result record (:mod:`autograder.store`), the commit point, a failed submission included.
 
 Steps 1-5 and 7-9 run in this process, one submission at a time: the gradebook (SQLite by default) takes one
-writer. Step 6 runs concurrently on the workers: threads of this process, or with ``--cluster`` the worker
-processes of a Dask cluster (:mod:`autograder.cluster`), which get the prepared notebooks and send the executed
-ones back as data. Steps 4 and 8 are the preprocessors of nbgrader's ``Autograde``
-converter, in its order, so scores are those of ``nbgrader autograde`` for well-formed submissions.
+writer (``register_submission`` enters the student and the submission there first). Step 6 runs concurrently on
+the workers: threads of this process, or with ``--cluster`` the worker processes of a Dask cluster
+(:mod:`autograder.cluster`), which get the prepared notebooks and send the executed ones back as data. Steps 4
+and 8 are the preprocessors of nbgrader's ``Autograde`` converter, in its order, so scores are those of
+``nbgrader autograde`` for well-formed submissions. A step that fails fails its submission only.
 """
 
 from __future__ import annotations
 
-import csv
 import os
-import re
-import shutil
 import sys
 import time
-import traceback
 import warnings
 from collections import deque
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
@@ -48,29 +51,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import nbformat
-from nbformat import NotebookNode
 
 from autograder import heldout
-from autograder.execute import KERNEL_DIED, NOT_RUN, error_output, execute_notebook
 from autograder.layout import Layout
 from autograder.nbgrader_api import NbgraderError, check, load_config, make_api, source_notebooks
-from autograder.notebooks import MARKERS, is_test, nbgrader_meta
-from autograder.repair import Reference, Rejected, load_submission, repair
-from autograder.sandbox import Limits, SandboxError, SlotPool, bubblewrap_works, isolation_warning
-from autograder.store import (PIPELINE_VERSION, NotebookResult, Result, SafeCsvWriter, TestResult, file_digest,
-                              load_result, load_roster, save_result)
-from autograder.tampering import neutralize, scan
-from autograder.verdict import RunnerServer, plan, uses_trusted_runner
-from dlcourse.testing import FAILED_MARK
+from autograder.outcomes import record, write_csv
+from autograder.repair import Reference
+from autograder.sandbox import Limits, SandboxError, SlotPool, choose_isolation
+from autograder.steps import (EXECUTE, PREPARE, RESTORE_STEPS, SCORE, SCORE_STEPS, Context, Job, SetAsideStderr,
+                              preprocessors, run_steps)
+from autograder.store import PIPELINE_VERSION, Result, file_digest, load_result, load_roster
+from autograder.verdict import RunnerServer, uses_trusted_runner
 
 # nbgrader 0.9's gradebook triggers SQLAlchemy autoflush warnings on every autograde; they are not ours to fix.
 warnings.filterwarnings("ignore", message=".*not in session.*")
-
-StudentResult = Result   # the name the first version of this module used
-
-_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
-_CELL_LINE = re.compile(r"Cell In\[\d*\], line (\d+)")
-MAX_EXPLANATION = 400   # characters of a course helper's message kept for the feedback
 
 
 @dataclass
@@ -94,79 +88,20 @@ class Settings:
                 f"verdict={self.verdict}")
 
 
-@dataclass
-class PreparedNotebook:
-    """One notebook of a submission on its way through the steps."""
-
-    name: str
-    result: NotebookResult
-    nb: NotebookNode | None = None      # None: nothing to execute (missing or rejected)
-
-
-@dataclass
-class Job:
-    student_id: str
-    files: dict[str, Path]
-    key: str
-    notebooks: list[PreparedNotebook] = field(default_factory=list)
-    plans: dict[str, dict] = field(default_factory=dict)   # notebook name -> trusted runner plan
-    started: float = 0.0
-    error: str = ""           # why the pipeline failed on this submission ("" when it did not)
-
-
-# -- steps 4, 7 and 8 use nbgrader's preprocessors ---------------------------------------------------------------
-class SetAsideStderr:
-    """Move stderr output of test cells into the cell's metadata before scoring.
-
-    nbgrader scores a test cell 0 when its output holds an error *or any stderr stream*; a correct solution
-    that emits a PyTorch ``UserWarning`` or a tqdm progress bar would lose the points. A failing test always
-    raises, and the exception is an ``error`` output, which stays: so a genuinely failing test still scores 0,
-    while warnings and progress bars no longer count. (If the kernel reported an error that left no ``error``
-    output, nbgrader's ``Execute`` has already added one from the execute reply.) The text is kept in
-    ``metadata.autograder.stderr`` for the instructor.
-    """
-
-    def __call__(self, nb: NotebookNode, resources: dict) -> tuple[NotebookNode, dict]:
-        moved = []
-        for cell in nb.cells:
-            if cell.cell_type != "code" or not is_test(cell):
-                continue
-            kept, aside = [], []
-            for output in cell.get("outputs", []):
-                if output.get("output_type") == "stream" and output.get("name") == "stderr":
-                    aside.append(output.get("text", ""))
-                else:
-                    kept.append(output)
-            if aside:
-                cell.outputs = kept
-                cell.metadata.setdefault("autograder", {})["stderr"] = "".join(aside)
-                moved.append(nbgrader_meta(cell)["grade_id"])
-        resources["stderr_set_aside"] = moved
-        return nb, resources
-
-
-def _preprocessors(names: list[str], config) -> list:
-    import nbgrader.preprocessors as nbgrader_preprocessors
-
-    return [getattr(nbgrader_preprocessors, name)(config=config) for name in names]
-
-
 # What a kernel imports while it starts (IPython's shell, the debugger, the history database): imported once in
 # each kernel factory, a kernel starts in about a third of the CPU time.
 KERNEL_MODULES = ("ipykernel.kernelapp", "ipykernel.ipkernel", "ipykernel.zmqshell", "ipykernel.debugger",
                   "IPython.core.interactiveshell", "IPython.core.completer", "debugpy", "comm", "sqlite3",
                   "pygments.lexers.python")
-# Steps 4 and 8: nbgrader's Autograde.sanitize_preprocessors and autograde_preprocessors, in nbgrader's order,
-# minus Execute (step 6), the disabled-by-default IgnorePattern and ClearMetadataPreprocessor, and the second
-# CheckCellMetadata: it validates the nbgrader metadata that the first one validated before execution, which
-# changes no metadata, and it cost a third of this process's time per submission (it re-checks the JSON schema
-# itself for every cell).
-RESTORE_STEPS = ["ClearOutput", "DeduplicateIds", "OverwriteKernelspec", "OverwriteCells", "CheckCellMetadata"]
-SCORE_STEPS = ["LimitOutput", "SaveAutoGrades", "AssignLatePenalties"]
 
 
 class Grader:
-    """Grades the collected submissions of one assignment (see the module docstring for the steps)."""
+    """A batch: grades the collected submissions of one assignment, resuming where an interrupted run stopped.
+
+    It registers the assignment, keys each submission (step 1: a submission graded with the same key is skipped),
+    opens the sandboxes, and runs the steps of :mod:`autograder.steps` on each submission, executing on N workers
+    while the next submissions are prepared and the finished ones scored and recorded.
+    """
 
     def __init__(self, assignment: str, settings: Settings):
         self.assignment = assignment
@@ -177,17 +112,13 @@ class Grader:
         self.sources = source_notebooks(assignment)
         self.names = [p.name for p in self.sources]
         self.source_dir = self.sources[0].parent
-        self.submitted = self.layout.submitted
-        self.autograded = self.layout.autograded
         self.timeout = settings.timeout if settings.timeout is not None else int(self.config.Execute.timeout)
-        self.references: dict[str, Reference] = {}
-        self.restore = _preprocessors(RESTORE_STEPS, self.config)
-        self.score_steps = [SetAsideStderr(), *_preprocessors(SCORE_STEPS, self.config)]
-        self.roster = load_roster()
         self.trusted = uses_trusted_runner(assignment, settings.verdict)
-        self.runner_path: str | None = None   # the trusted runners' fork server, while a batch runs
+        self.ctx = Context(assignment, self.config, self.layout, self.timeout, self.trusted, roster=load_roster(),
+                           restore_preprocessors=preprocessors(RESTORE_STEPS, self.config),
+                           score_preprocessors=[SetAsideStderr(), *preprocessors(SCORE_STEPS, self.config)])
 
-    # -- the batch ---------------------------------------------------------------------------------------------
+    # -- the assignment ----------------------------------------------------------------------------------------
     def shipped_files(self) -> dict[str, Path]:
         """Files the assignment ships next to its notebooks (data, helper modules): copied for every kernel."""
         ignore = {".ipynb_checkpoints", "__pycache__"}
@@ -232,7 +163,7 @@ class Grader:
                   f"registering {self.assignment} in the gradebook")
             marker.parent.mkdir(parents=True, exist_ok=True)
             marker.write_text(digest)
-        self.references = {p.name: Reference.from_notebook(p) for p in released}
+        self.ctx.references = {p.name: Reference.from_notebook(p) for p in released}
 
     def gradebook_exists(self) -> bool:
         """Whether the gradebook holds this assignment: its file for SQLite, a query for a database server."""
@@ -247,11 +178,13 @@ class Grader:
             return False
         return True
 
+    # -- the batch and its resume ------------------------------------------------------------------------------
     def find_submitted(self) -> dict[str, dict[str, Path]]:
         """student id -> {notebook name -> file} of the collected submissions."""
         found = {}
-        if self.submitted.is_dir():
-            for student in sorted(self.submitted.iterdir()):
+        submitted = self.layout.submitted
+        if submitted.is_dir():
+            for student in sorted(submitted.iterdir()):
                 folder = student / self.assignment
                 if folder.is_dir():
                     found[student.name] = {name: folder / name for name in self.names}
@@ -266,7 +199,7 @@ class Grader:
         settings_key = self.settings.fingerprint()
         source_key = file_digest(*self.sources, *self.shipped_files().values())
         jobs, results = [], {}
-        for student_id, files in submitted.items():
+        for student_id, files in submitted.items():   # step 1: the key of each submission
             key = file_digest(*files.values(), extra=source_key + settings_key)
             previous = load_result(self.assignment, student_id)
             if previous is not None and previous.key == key and not self.settings.force:
@@ -285,13 +218,14 @@ class Grader:
             results.update({r.student_id: r for r in grade_on_cluster(self, jobs, skipped=len(results))})
             return [results[s] for s in sorted(results)]
         workers = min(self.settings.workers or len(os.sched_getaffinity(0)), len(jobs))
-        sandboxed = self.settings.isolation != "none" and bubblewrap_works()
-        if self.settings.isolation == "bwrap" and not sandboxed:
-            raise NbgraderError("--isolation bwrap: " + isolation_warning())
-        if not sandboxed:
-            print(f"warning: {isolation_warning()}", file=sys.stderr)
+        try:
+            isolation = choose_isolation(self.settings.isolation)   # once for the batch
+        except SandboxError as error:
+            raise NbgraderError(f"--isolation bwrap: {error}") from None
+        if isolation.weakness():
+            print(f"warning: {isolation.weakness()}", file=sys.stderr)
         # The held-out set (autograder.heldout): checked again here, its path for the trusted runner only.
-        held_out = heldout.require(self.assignment, "trusted" if self.trusted else "kernel", sandboxed)
+        held_out = heldout.require(self.assignment, "trusted" if self.trusted else "kernel", isolation.isolates)
         # The kernel factories (and the trusted runners' server) import their modules while the gradebook is
         # prepared.
         server = (RunnerServer(tuple(m for m in self.preload_modules() if m not in KERNEL_MODULES),
@@ -299,13 +233,16 @@ class Grader:
                   if self.trusted else None)
         try:
             with SlotPool(workers, self.settings.limits, self.preload_modules(), self.shipped_files(),
-                          sandboxed) as pool:
-                for weakness in pool.weaknesses() if sandboxed else []:   # what the sandbox cannot guarantee here
+                          isolation) as pool:
+                # What the sandbox cannot guarantee here (without one, said above).
+                for weakness in pool.weaknesses() if not isolation.weakness() else []:
                     print(f"warning: {weakness}", file=sys.stderr)
                 self.register()
-                self.runner_path = server.wait_ready() if server is not None else None
+                self.ctx.runner_path = server.wait_ready() if server is not None else None
+                self.ctx.pool = pool
                 results.update({r.student_id: r for r in self.run(jobs, pool, workers, skipped=len(results))})
         finally:
+            self.ctx.pool = None
             if server is not None:
                 server.close()
         return [results[s] for s in sorted(results)]
@@ -321,8 +258,8 @@ class Grader:
                     # Keep every worker busy, with the next submissions already prepared.
                     while queue and len(running) < 2 * workers:
                         job = queue.popleft()
-                        self.guard(job, self.prepare)
-                        running[executor.submit(self.guard, job, self.execute, pool)] = job
+                        self.prepare(job)
+                        running[executor.submit(self.execute, job)] = job
                     finished, _ = wait(running, return_when=FIRST_COMPLETED)
                     for future in finished:
                         job = running.pop(future)
@@ -340,219 +277,21 @@ class Grader:
                 bar.close()
         return done
 
-    @staticmethod
-    def guard(job: Job, step, *args) -> None:
-        """Run one step of one job; an unexpected error fails this submission only."""
-        if job.error:
-            return
-        try:
-            step(job, *args)
-        except Exception as error:
-            job.error = f"{step.__name__} failed: {type(error).__name__}: {error}"
-            traceback.print_exc()
-
-    # -- steps 1-5, in this process --------------------------------------------------------------------------------
+    # -- the steps of one submission (autograder.steps) --------------------------------------------------------
     def prepare(self, job: Job) -> None:
-        from nbgrader.api import Gradebook
-        from nbgrader.coursedir import CourseDirectory
-
+        """Steps 1-5, in this process."""
         job.started = time.perf_counter()
-        folder = self.submitted / job.student_id / self.assignment
-        timestamp = CourseDirectory(config=self.config).get_existing_timestamp(str(folder))
-        person = self.roster.get(job.student_id, {})
-        names = {k: person[k] for k in ("first_name", "last_name", "email") if person.get(k)}
-        with Gradebook(self.db_url) as gradebook:
-            gradebook.update_or_create_student(job.student_id, **names)
-            if timestamp:
-                gradebook.update_or_create_submission(self.assignment, job.student_id, timestamp=timestamp)
-            else:
-                gradebook.update_or_create_submission(self.assignment, job.student_id)
-        for name, path in job.files.items():
-            notebook = PreparedNotebook(name, NotebookResult(name.removesuffix(".ipynb")))
-            job.notebooks.append(notebook)
-            if not path.is_file():
-                notebook.result.problem = "not submitted"
-                continue
-            try:
-                nb, notes = load_submission(path.read_bytes())                          # step 2
-            except Rejected as reason:
-                notebook.result.problem = f"rejected: {reason}"
-                continue
-            notes += repair(nb, self.references[name])                                 # step 3
-            resources = self.resources(job.student_id, name)
-            for preprocessor in self.restore:                                          # step 4
-                nb, resources = preprocessor(nb, resources)
-            for cell in nb.cells:   # the grader's own metadata comes from this run only, never from the file
-                cell.metadata.pop("autograder", None)
-            findings = scan(nb)                                                        # step 5
-            if not self.trusted:   # with the trusted runner the statements cannot change a verdict: flag only
-                neutralize(nb, findings)
-            notebook.result.tampering_neutralised = not self.trusted
-            if self.trusted:
-                job.plans[name] = dict(plan(nb, self.references[name]), server=self.runner_path)
-            notebook.nb = nb
-            notebook.result.repairs = notes
-            notebook.result.tampering = [f.describe() for f in findings]
+        run_steps(self.ctx, job, PREPARE, "prepare failed")
 
-    def resources(self, student_id: str, name: str) -> dict:
-        return {"nbgrader": {"student": student_id, "assignment": self.assignment,
-                             "notebook": name.removesuffix(".ipynb"), "db_url": self.db_url}}
+    def execute(self, job: Job) -> None:
+        """Step 6, on a worker."""
+        run_steps(self.ctx, job, EXECUTE, "execute failed")
 
-    # -- step 6, on a worker -----------------------------------------------------------------------------------
-    def execute(self, job: Job, pool: SlotPool) -> None:
-        execute_prepared(job.notebooks, job.plans, pool, self.timeout)
-
-    # -- steps 7-9, in this process --------------------------------------------------------------------------------
     def finish(self, job: Job) -> Result:
-        from nbgrader.api import Gradebook, MissingEntry
-
-        result = Result(job.student_id, self.assignment, key=job.key, notebooks=[n.result for n in job.notebooks])
-        if not job.error:
-            try:
-                for notebook in job.notebooks:
-                    self.score(job, notebook)
-            except Exception as error:
-                job.error = f"scoring failed: {type(error).__name__}: {error}"
-                traceback.print_exc()
-        with Gradebook(self.db_url) as gradebook:
-            try:
-                submission = gradebook.find_submission(self.assignment, job.student_id)
-                result.score, result.max_score = float(submission.score), float(submission.max_score)
-                if submission.timestamp:
-                    result.timestamp = submission.timestamp.isoformat()
-            except MissingEntry:
-                result.max_score = float(gradebook.find_assignment(self.assignment).max_score)
-        if job.error:
-            result.status, result.reason = "failed", job.error
-        elif all(n.nb is None for n in job.notebooks):
-            result.status = "rejected"
-            result.reason = "; ".join(n.result.problem for n in job.notebooks)
-        result.seconds = time.perf_counter() - job.started
-        save_result(result)                                                            # step 9 (commit point)
-        return result
-
-    def score(self, job: Job, notebook: PreparedNotebook) -> None:
-        from nbgrader.api import Gradebook
-
-        resources = self.resources(job.student_id, notebook.name)
-        if notebook.nb is None:   # missing or rejected: every grade 0, as nbgrader does for a missing notebook
-            with Gradebook(self.db_url) as gradebook:
-                submitted = gradebook.find_submission_notebook(notebook.result.name, self.assignment,
-                                                               job.student_id)
-                for grade in submitted.grades:
-                    grade.auto_score = 0
-                    grade.needs_manual_grade = False
-                gradebook.db.commit()
-                notebook.result.tests = self.test_results(job.student_id, notebook.result.name, None, gradebook)
-            return
-        nb = notebook.nb
-        for step in self.score_steps:                                                  # steps 7 and 8
-            nb, resources = step(nb, resources)
-        notebook.result.stderr_set_aside = resources.get("stderr_set_aside", [])
-        target = self.autograded / job.student_id / self.assignment
-        target.mkdir(parents=True, exist_ok=True)
-        nbformat.write(nb, target / notebook.name)
-        stamp = self.submitted / job.student_id / self.assignment / "timestamp.txt"
-        if stamp.is_file():
-            shutil.copyfile(stamp, target / "timestamp.txt")
-        with Gradebook(self.db_url) as gradebook:
-            notebook.result.tests = self.test_results(job.student_id, notebook.result.name, nb, gradebook)
-
-    def test_results(self, student_id: str, notebook_id: str, nb: NotebookNode | None, gradebook) -> list[TestResult]:
-        """Score, outcome and first error line of every test cell, in notebook order."""
-        grades = {g.name: g for g in gradebook.find_submission_notebook(notebook_id, self.assignment,
-                                                                        student_id).grades}
-        reference = self.references[notebook_id + ".ipynb"]
-        cells = {nbgrader_meta(c).get("grade_id"): c for c in (nb.cells if nb is not None else [])}
-        tests = []
-        for grade_id, hint in reference.tests.items():
-            grade = grades.get(grade_id)
-            points = float(grade.max_score) if grade else 0.0
-            score = float(grade.score or 0) if grade else 0.0
-            explanation = ""
-            if grade_id not in cells:
-                outcome, message, hidden = "not run", "the notebook could not be graded", False
-            elif score >= points:
-                outcome, message, hidden = "passed", "", False
-            else:
-                outcome, message, hidden = describe_failure(cells[grade_id])
-                verdict = cells[grade_id].metadata.get("autograder", {}).get("verdict", {}) if self.trusted else {}
-                if verdict.get("by") == "helper":   # said by a course assertion helper in the trusted runner
-                    explanation = str(verdict.get("message", ""))[:MAX_EXPLANATION]
-            tests.append(TestResult(grade_id, points, score, outcome, message, hidden, hint, explanation))
-        return tests
-
-
-def execute_prepared(notebooks: list[PreparedNotebook], plans: dict[str, dict], pool: SlotPool,
-                     timeout: int) -> None:
-    """Step 6 for one submission: run its prepared notebooks in one sandbox of ``pool``, in place.
-
-    The only step that runs the student's code; it touches neither the gradebook nor the grading folder, so a
-    worker of a cluster runs it too (:mod:`autograder.cluster`).
-    """
-    slot = pool.acquire()
-    try:
-        for notebook in notebooks:
-            if notebook.nb is None:
-                continue
-            try:
-                outcome = execute_notebook(slot, notebook.nb, timeout, plans.get(notebook.name))
-            except SandboxError as error:   # the kernel or its factory failed: restart the sandbox
-                notebook.result.problem = f"the sandbox failed: {error}"
-                for cell in notebook.nb.cells:
-                    if cell.cell_type == "code":
-                        cell.outputs = [error_output(NOT_RUN, "not run: the sandbox failed")]
-                slot.close()
-                slot.start()
-                continue
-            notebook.result.seconds = outcome.seconds
-            notebook.result.problem = outcome.problem
-    finally:
-        pool.release(slot)
-
-
-_CHECK_NAME = re.compile(r"""checks\((["'])(.*?)\1""")
-
-
-def describe_partial_credit(cell: NotebookNode) -> tuple[str, str, bool]:
-    """(outcome, message, hidden) of a test cell that scored partial credit with dlcourse.testing.Checks.
-
-    Its failed checks are the stdout lines that start with FAILED_MARK. A failure counts as visible only when its
-    check is named literally in the visible part of the cell (before the hidden tests); the message is that of
-    the first visible failure, and the failure is hidden (only the hint is shown) when no visible check failed.
-    """
-    failed = [line[len(FAILED_MARK):].strip() for output in cell.get("outputs", [])
-              if output.get("output_type") == "stream" and output.get("name") == "stdout"
-              for line in output.get("text", "").splitlines() if line.startswith(FAILED_MARK)]
-    if not failed:
-        return "failed", "the cell's last value was read as partial credit", False
-    visible_part = MARKERS.visible_tests(cell.source)
-    visible_names = [match.group(2) for match in _CHECK_NAME.finditer(visible_part)]
-    visible = [line for line in failed if any(line.startswith(f"{name}: ") for name in visible_names)]
-    return "failed", (visible or failed)[0], not visible   # like an error: the first failure decides
-
-
-def describe_failure(cell: NotebookNode) -> tuple[str, str, bool]:
-    """(outcome, first line of the error, whether it happened in the hidden tests) of an executed test cell."""
-    errors = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
-    if not errors:   # called for cells that lost points: a value read as partial credit
-        return describe_partial_credit(cell)
-    names = {e.get("ename") for e in errors}
-    error = errors[0]
-    if "CellTimeoutError" in names:
-        return "timeout", "timed out: the cell ran longer than the time limit (an endless loop?)", False
-    if NOT_RUN in names:
-        return "not run", "not run: the kernel had stopped earlier", False
-    if KERNEL_DIED in names:
-        died = next(e for e in errors if e.get("ename") == KERNEL_DIED)
-        return "kernel died", _ANSI.sub("", died.get("evalue", "")), False
-    message = f"{error.get('ename')}: {_ANSI.sub('', str(error.get('evalue', ''))).strip()}".splitlines()[0]
-    traceback_text = _ANSI.sub("", "\n".join(error.get("traceback", [])))
-    match = _CELL_LINE.search(traceback_text)
-    hidden = True   # when the failing line is unknown, treat it as hidden: never show what we cannot place
-    if match:
-        hidden = MARKERS.in_hidden_tests(cell.source, int(match.group(1)))
-    return "failed", message, hidden
+        """Steps 7-9, in this process: scored (unless it failed), then recorded in any case."""
+        run_steps(self.ctx, job, SCORE, "scoring failed")
+        record(self.ctx, job)
+        return job.result
 
 
 def _progress(total: int, initial: int, assignment: str, enabled: bool):
@@ -563,30 +302,6 @@ def _progress(total: int, initial: int, assignment: str, enabled: bool):
 
 
 # -- the command ---------------------------------------------------------------------------------------------------
-def write_csv(assignment: str, results: list[Result], path: Path, layout: Layout | None = None) -> Path:
-    """One row per student: totals, status and one column per test cell.
-
-    The scores are the gradebook's (:func:`autograder.export.gradebook_rows`, the source of truth of every grades
-    table), so manual grades entered in formgrader show here as in the export; a submission the gradebook does not
-    hold (a rejected file) keeps its record's.
-    """
-    from autograder.export import gradebook_scores
-
-    scores = gradebook_scores(assignment, layout)
-    tests = list(dict.fromkeys(name for r in results for name in r.tests))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = SafeCsvWriter(handle, quoting=csv.QUOTE_MINIMAL)   # no spreadsheet formula in a cell
-        writer.writerow(["assignment", "student_id", "score", "max_score", "status", "notes", *tests])
-        for r in results:
-            notes = "; ".join(([r.reason] if r.reason else []) + r.flags)
-            score, max_score, by_test = scores.get(r.student_id, (r.score, r.max_score, {}))
-            by_test = {**r.tests, **{t: s for t, s in by_test.items() if t in r.tests}}
-            writer.writerow([assignment, r.student_id, f"{score:g}", f"{max_score:g}", r.status, notes,
-                             *(f"{by_test[t]:g}" if t in by_test else "" for t in tests)])
-    return path
-
-
 def grade(assignment: str, submissions: Path | None = None, output: Path | None = None,
           settings: Settings | None = None) -> tuple[list[Result], Path]:
     """Autograde the collected submissions (after collecting ``submissions``, a folder, if given).
@@ -599,8 +314,12 @@ def grade(assignment: str, submissions: Path | None = None, output: Path | None 
         raise NbgraderError(f"{assignment} is scored on held-out data, which stays on this machine: grade it "
                             f"without --cluster")
     # Before anything is collected: an assignment scored on held-out data cannot be graded without it.
+    try:
+        isolated = choose_isolation(settings.isolation).isolates
+    except SandboxError:   # --isolation bwrap where it does not work: said by the batch (Grader.grade_all)
+        isolated = False
     heldout.require(assignment, "trusted" if uses_trusted_runner(assignment, settings.verdict) else "kernel",
-                    settings.isolation != "none" and bubblewrap_works())
+                    isolated)
     if submissions is not None:
         from autograder.collect import collect
 

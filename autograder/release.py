@@ -23,9 +23,9 @@ from pathlib import Path
 
 import nbformat
 
+from autograder.course import SETUP_TAG, load_config as load_course_config, setup_cell_source
 from autograder.nbgrader_api import ROOT, assignments, check, load_config, make_api
 from autograder.notebooks import ReleasedNotebook, is_answer
-from dlcourse.course import SETUP_TAG, load_config as load_course_config, setup_cell_source
 from dlcourse.submission import CHECK_TAG, check_cell_source
 
 CHECK_GRADE_ID = "check"

@@ -25,6 +25,12 @@ submission. With bubblewrap (``bwrap``) the sandbox has:
   (:class:`OutputBudget`).
 
 :func:`Slot.weaknesses` and :func:`isolation_warning` say what is not guaranteed on this system.
+
+The parts, in this order: the limits (:class:`Limits`, :class:`SubmissionCgroup`); the bubblewrap command line
+(:func:`bwrap_command`, pure); the isolation, a strategy chosen once for a batch by :func:`choose_isolation`
+(:data:`BUBBLEWRAP`, or :data:`PLAIN`: the kernel factory as a plain subprocess where bubblewrap is not
+available or ``--isolation none``); the kernel slot (:class:`Slot`, after the adapters nbclient uses); the pool
+of slots (:class:`SlotPool`).
 """
 
 from __future__ import annotations
@@ -517,6 +523,134 @@ class SandboxError(RuntimeError):
     """The sandbox or its kernel factory could not be started or stopped responding."""
 
 
+# -- isolation: how a slot's kernel factory is kept from the host ----------------------------------------------
+class Isolation:
+    """How a slot's kernel factory and its kernels are kept from the host: a strategy chosen once for a batch
+    (:func:`choose_isolation`) and given to the pool and its slots. :data:`BUBBLEWRAP` runs the factory inside
+    the sandbox described in the module docstring; :data:`PLAIN` (no bubblewrap) runs it as a plain subprocess
+    with limits, a scrubbed environment and a working folder of its own."""
+
+    name = ""
+    isolates = False       # whether student code is kept from the host's files, network and processes
+
+    def work_folder(self, slot: "Slot") -> Path:
+        """The kernels' working folder, as the grader names it."""
+        raise NotImplementedError
+
+    def can_drop_user(self) -> bool:
+        """Whether, grading as root, the kernels can run under another user id (that user must reach Python)."""
+        raise NotImplementedError
+
+    def factory_command(self, slot: "Slot", program: list[str], env: dict[str, str]) -> tuple[list, dict | None, Path]:
+        """(command line, environment for Popen, working folder) that start the slot's kernel factory."""
+        raise NotImplementedError
+
+    def factory_config(self, slot: "Slot") -> dict:
+        """The factory's settings (``zygote.py``) that depend on the isolation."""
+        raise NotImplementedError
+
+    def inside(self, slot: "Slot", path: Path) -> str:
+        """Where a path of the slot's folder appears to the factory and its kernels."""
+        return str(path)
+
+    def reset_work(self, slot: "Slot") -> None:
+        """Empty the working folder between two submissions and put the shipped files back in it."""
+
+    def host_pid(self, slot: "Slot", kernel_pid: int) -> int | None:
+        """The host's pid of the kernel whose pid the factory reported."""
+        return kernel_pid
+
+    def kernel_log(self, slot: "Slot") -> str:
+        """The end of the current kernel's stdout and stderr."""
+        raise NotImplementedError
+
+    def weakness(self) -> str | None:
+        """What this isolation does not guarantee at all (None: see :meth:`Slot.weaknesses` for the details)."""
+        return None
+
+
+class Bubblewrap(Isolation):
+    """The factory in a bubblewrap sandbox (:func:`bwrap_command`); its kernels' folders are tmpfs inside it."""
+
+    name = "bwrap"
+    isolates = True
+
+    def work_folder(self, slot: "Slot") -> Path:
+        return Path(WORK)
+
+    def can_drop_user(self) -> bool:
+        return True
+
+    def factory_command(self, slot, program, env):
+        return [*bwrap_command(slot.dir, WORK, env, slot.limits, slot.as_root), *program], None, slot.dir
+
+    def factory_config(self, slot: "Slot") -> dict:
+        return {"pid_namespace": True, "isolate_kernels": True, "wipe": [WORK, LOG, "/tmp", "/dev/shm"],
+                "shipped": SHIPPED, "kernel_log": f"{LOG}/kernel.log"}
+
+    def inside(self, slot: "Slot", path: Path) -> str:
+        if str(path).startswith(SANDBOX_DIR + "/"):
+            return str(path)
+        return SANDBOX_DIR + "/" + path.relative_to(slot.dir).as_posix()
+
+    def host_pid(self, slot: "Slot", kernel_pid: int) -> int | None:
+        return _host_pid(slot.process.pid, kernel_pid)
+
+    def kernel_log(self, slot: "Slot") -> str:
+        try:
+            return slot._request({"op": "log"}).get("log", "")[-2000:]
+        except SandboxError:
+            return ""
+
+
+class PlainProcess(Isolation):
+    """The factory as a plain subprocess (no bubblewrap): the working folder is a host folder of the slot (the
+    kernel could do anything anyway), emptied by the grader without following links."""
+
+    name = "none"
+
+    def work_folder(self, slot: "Slot") -> Path:
+        return slot.dir / "work"
+
+    def can_drop_user(self) -> bool:
+        return _others_can_read(_python_paths())
+
+    def factory_command(self, slot, program, env):
+        slot.work.mkdir(exist_ok=True)
+        return program, env, slot.work
+
+    def factory_config(self, slot: "Slot") -> dict:
+        return {"pid_namespace": False, "isolate_kernels": False, "wipe": [], "shipped": None,
+                "kernel_log": str(slot.dir / "kernel.log")}
+
+    def reset_work(self, slot: "Slot") -> None:
+        empty_folder(slot.work)
+        for relative, source in slot.shipped.items():
+            target = slot.work / relative
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, target)
+
+    def kernel_log(self, slot: "Slot") -> str:
+        path = slot.dir / "kernel.log"
+        return path.read_text(errors="replace")[-2000:] if path.exists() else ""
+
+    def weakness(self) -> str | None:
+        return isolation_warning()
+
+
+BUBBLEWRAP, PLAIN = Bubblewrap(), PlainProcess()
+
+
+def choose_isolation(setting: str) -> Isolation:
+    """The isolation of ``--isolation`` (auto, bwrap, none) on this system: bubblewrap where it works (auto,
+    bwrap), else the plain process (auto, none); :class:`SandboxError` (why) for bwrap where it does not work."""
+    if setting != "none" and bubblewrap_works():
+        return BUBBLEWRAP
+    if setting == "bwrap":
+        raise SandboxError(isolation_warning())
+    return PLAIN
+
+
 class SlotKernelClient(AsyncKernelClient):
     """A kernel client whose liveness check asks the slot (the kernel's parent) instead of a KernelManager."""
 
@@ -610,7 +744,7 @@ class Slot:
         root: a private temporary folder holding every slot's folder.
         preload: modules the factory imports once for all kernels.
         shipped: files of the assignment copied into the working folder of every submission.
-        sandboxed: use bubblewrap.
+        isolation: how the kernel factory is kept from the host (:data:`BUBBLEWRAP`, :data:`PLAIN`).
         cgroup: bound memory and processes per submission with a control group where one can be made.
         kernel_namespaces: give each kernel its own user, PID and IPC namespaces where the system allows it.
     """
@@ -620,7 +754,7 @@ class Slot:
     limits: Limits = field(default_factory=Limits)
     preload: tuple[str, ...] = ()
     shipped: dict[str, Path] = field(default_factory=dict)
-    sandboxed: bool = True
+    isolation: Isolation = BUBBLEWRAP
     process: subprocess.Popen | None = None
     kernel_pid: int | None = None
     kernel_end: KernelEnd | None = None
@@ -631,12 +765,11 @@ class Slot:
     def __post_init__(self):
         self.dir = self.root / f"s{self.index}"
         self.ipc = self.dir / "ipc"
-        # Without a sandbox the working folder is a host folder of the slot (the kernel could do anything anyway).
-        self.work = Path(WORK) if self.sandboxed else self.dir / "work"
+        self.work = self.isolation.work_folder(self)
         self.as_root = os.geteuid() == 0
         # Unique per slot and per grading run: RLIMIT_NPROC counts per user id across the whole machine. Without
         # a sandbox, only if that user can reach the interpreter (not when Python lives under /root).
-        drop = self.as_root and (self.sandboxed or _others_can_read(_python_paths()))
+        drop = self.as_root and self.isolation.can_drop_user()
         self.kernel_uid = KERNEL_UID_BASE + (os.getpid() % 100_000) * 100 + self.index if drop else None
         self._lock = threading.Lock()
         self._kernels = 0
@@ -673,30 +806,21 @@ class Slot:
                 os.chmod(dirpath, 0o755)
                 for name in filenames:
                     os.chmod(os.path.join(dirpath, name), 0o644)
-        if not self.sandboxed:
-            self.work.mkdir(exist_ok=True)
         uid = self.kernel_uid if self.kernel_uid is not None else os.getuid()
         _write_identity(self.dir, uid)
         if self.cgroup and self._group is None and self.limits and (self.limits.memory_bytes or self.limits.processes):
             self._group = SubmissionCgroup.create(f"ag-{os.getpid()}-{self.root.name}-s{self.index}", self.limits)
         env = kernel_environment(self.inside(self.work))
         program = [sys.executable, "-c", ZYGOTE.read_text(encoding="utf-8")]
-        if self.sandboxed:
-            command = [*bwrap_command(self.dir, WORK, env, self.limits, self.as_root), *program]
-            popen_env = None
-        else:
-            command, popen_env = program, env
+        command, popen_env, cwd = self.isolation.factory_command(self, program, env)
         self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                         stderr=open(self.dir / "factory.log", "ab"), env=popen_env,
-                                        cwd=self.dir if self.sandboxed else self.work, text=True, bufsize=1)
+                                        cwd=cwd, text=True, bufsize=1)
         cgroup = {"memory": bool(self._group and self.limits.memory_bytes),
                   "pids": bool(self._group and self.limits.processes)}
         config = {"preload": list(self.preload), "kernel_uid": self.kernel_uid, "limits": self.limits.as_dict(),
-                  "cgroup": cgroup, "pid_namespace": self.sandboxed, "isolate_kernels": self.sandboxed,
-                  "kernel_namespaces": self.kernel_namespaces,
-                  "wipe": [WORK, LOG, "/tmp", "/dev/shm"] if self.sandboxed else [],
-                  "shipped": SHIPPED if self.sandboxed else None,
-                  "kernel_log": f"{LOG}/kernel.log" if self.sandboxed else str(self.dir / "kernel.log")}
+                  "cgroup": cgroup, "kernel_namespaces": self.kernel_namespaces,
+                  **self.isolation.factory_config(self)}
         self.process.stdin.write(json.dumps(config) + "\n")
         self.process.stdin.flush()
         self._restart = False
@@ -712,16 +836,17 @@ class Slot:
     def weaknesses(self) -> list[str]:
         """What this slot does not guarantee here (empty when everything described in the module holds)."""
         found = []
-        if not self.sandboxed:
-            return [isolation_warning()]
+        if self.isolation.weakness():   # no sandbox: that says it all
+            return [self.isolation.weakness()]
         if self._group is None:
             found.append("no control group could be made (" + (SubmissionCgroup.unavailable or "disabled") +
                          "): memory is bounded per process (RLIMIT_DATA), not for a submission as a whole, and "
                          "processes per user id (RLIMIT_NPROC)")
         if self.kernel_uid is None:
             found.append("grading as an ordinary user: kernels run under the grader's own user id (mapped in a "
-                         "user namespace); they cannot reach the host's files, but only their own PID namespace "
-                         "keeps them from signalling the kernel factory")
+                         "user namespace; another id would need newuidmap and an /etc/subuid range, not used "
+                         "here); they can write no host folder but their sockets folder, and only their own PID "
+                         "namespace keeps them from signalling the kernel factory")
         if self.ready_info and not self.ready_info.get("namespaces"):
             found.append("unprivileged user namespaces are not allowed inside the sandbox: kernels share the "
                          "slot's PID and IPC namespaces (System V IPC is removed after each submission instead)"
@@ -734,9 +859,7 @@ class Slot:
 
     def inside(self, path: Path) -> str:
         """Where a path of the slot's folder appears to the processes in the sandbox."""
-        if not self.sandboxed or str(path).startswith(SANDBOX_DIR + "/"):
-            return str(path)
-        return SANDBOX_DIR + "/" + path.relative_to(self.dir).as_posix()
+        return self.isolation.inside(self, path)
 
     def factory_alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
@@ -798,14 +921,8 @@ class Slot:
 
     # -- one kernel per submission --------------------------------------------------------------------------
     def _reset_work(self) -> None:
-        """Without a sandbox: empty the host working folder (without following links) and copy shipped files."""
-        if self.sandboxed:
-            return
-        empty_folder(self.work)
-        for relative, source in self.shipped.items():
-            target = self.work / relative
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(source, target)
+        """Between two submissions (without a sandbox; with one, the factory empties its tmpfs)."""
+        self.isolation.reset_work(self)
 
     def _clear_ipc(self) -> None:
         """Remove every kernel's folder from the slot's ipc folder (never following a link planted there)."""
@@ -841,7 +958,7 @@ class Slot:
         self.kernel_pid, self.kernel_end = reply["pid"], None
         if self._group is not None:
             self._oom_before = self._group.oom_kills()
-            host = _host_pid(self.process.pid, self.kernel_pid) if self.sandboxed else self.kernel_pid
+            host = self.isolation.host_pid(self, self.kernel_pid)
             try:
                 if host is None:
                     raise OSError("the kernel's process was not found")
@@ -915,13 +1032,7 @@ class Slot:
             empty_folder(self._pin_dir)
 
     def kernel_log(self) -> str:
-        if not self.sandboxed:
-            path = self.dir / "kernel.log"
-            return path.read_text(errors="replace")[-2000:] if path.exists() else ""
-        try:
-            return self._request({"op": "log"}).get("log", "")[-2000:]
-        except SandboxError:
-            return ""
+        return self.isolation.kernel_log(self)
 
     def _ended(self, status: dict) -> KernelEnd:
         oom = self._group is not None and self._group.oom_kills() > self._oom_before
@@ -986,12 +1097,12 @@ class SlotPool:
     """
 
     def __init__(self, workers: int, limits: Limits, preload: tuple[str, ...], shipped: dict[str, Path],
-                 sandboxed: bool):
+                 isolation: Isolation):
         import queue
 
         self.root = Path(tempfile.mkdtemp(prefix="ag-"))   # short: Unix socket paths are limited to 107 bytes
         os.chmod(self.root, 0o755)
-        self.slots = [Slot(i, self.root, limits, preload, shipped, sandboxed) for i in range(workers)]
+        self.slots = [Slot(i, self.root, limits, preload, shipped, isolation) for i in range(workers)]
         self._free: "queue.Queue[Slot | BaseException]" = queue.Queue()
         try:
             for slot in self.slots:

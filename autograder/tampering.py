@@ -17,6 +17,7 @@ honest code earns and cannot gain any; the grader flags it for the instructor.
 from __future__ import annotations
 
 import ast
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -75,6 +76,15 @@ def _transformer():
     from IPython.core.inputtransformer2 import TransformerManager
 
     return TransformerManager()
+
+
+def _imports_course_helper(statement: str | None, name: str) -> bool:
+    """``from dlcourse.<module> import <name>``: the course's helper of that very name bound again, e.g. a student
+    of 01 importing ``finite_difference_gradient`` from ``dlcourse.gradcheck`` to check their own gradient. Not
+    tampering: ``dlcourse`` is bound read-only in the sandbox and its modules are protected, so the name is
+    the course's helper (a re-export of the same object where several modules offer it)."""
+    return statement is not None and \
+        re.fullmatch(rf"from dlcourse(\.[A-Za-z_][A-Za-z0-9_]*)* import {re.escape(name)}", statement) is not None
 
 
 def _root(node: ast.AST) -> ast.AST:
@@ -141,8 +151,9 @@ class _Scanner(ast.NodeVisitor):
             self.check_binding(target.id)
 
     def check_binding(self, name: str, import_statement: str | None = None) -> None:
-        """A module-level (re)binding of a name the test cells use, other than the same import again."""
-        if name in self.protected_names and import_statement != self.protected_names[name]:
+        """A module-level (re)binding of a name the test cells use, other than an import of the same helper."""
+        if name in self.protected_names and import_statement != self.protected_names[name] \
+                and not _imports_course_helper(import_statement, name):
             self.flag(f"redefines {name!r}, which the test cells use")
 
     # -- statements ------------------------------------------------------------------------------------------
@@ -269,6 +280,14 @@ def protected_names(locked_sources: list[str]) -> tuple[dict[str, str], dict[str
     return names, aliases
 
 
+def protected_helpers() -> frozenset[str]:
+    """Every name of the test-cell API (``dlcourse.testing.__all__``): protected in every notebook, whether or not
+    its locked cells import it, since a hidden test may import and use any of them."""
+    from dlcourse import testing
+
+    return frozenset(testing.__all__)
+
+
 def _scan_source(source: str, aliases: dict[str, str], names: dict[str, str]) -> list[tuple[int, int, int, int, str]]:
     offset = 0
     if source.lstrip().startswith("%%"):   # a cell magic (%%time, %%capture) runs the rest of the cell as Python
@@ -293,9 +312,7 @@ def scan(nb: NotebookNode) -> list[Finding]:
     """
     locked = tuple(c.source for c in nb.cells if c.cell_type == "code" and nbgrader_meta(c).get("locked"))
     names, aliases = (dict(d) for d in _protected_names(locked))   # the same locked cells in every submission
-    from dlcourse import testing
-
-    for name in testing.__all__:
+    for name in protected_helpers():
         names.setdefault(name, f"from dlcourse.testing import {name}")
     findings = []
     for index, cell in enumerate(nb.cells):

@@ -34,6 +34,11 @@ import types
 
 from dlcourse.testing import ReportedError
 
+if __package__:
+    from autograder import codec
+else:   # run as a script (``python autograder/trusted_runner.py``, by verdict): its folder is on sys.path
+    import codec
+
 HELPER_FILES = (os.sep + os.path.join("dlcourse", "testing.py"), os.sep + os.path.join("dlcourse", "gradcheck.py"))
 # Course helpers that can only do their work inside the student's process (best-effort there, and flagged):
 # a check is called in the kernel on the student's objects; a context is entered in the kernel around every call
@@ -108,81 +113,6 @@ class _Pickler(pickle.Pickler):
         return _callback_or_given_id(obj)
 
 
-def _walk(obj, found: list, seen: set) -> None:
-    """The mutable objects among the arguments, in the order the kernel's agent walks them."""
-    import numpy
-
-    if id(obj) in seen or _is_given_data(obj):   # given data: the kernel has its own copy, never synced
-        return
-    mutable = isinstance(obj, (numpy.ndarray, list, dict, numpy.random.Generator))
-    if isinstance(obj, (list, tuple, dict)) or mutable:
-        seen.add(id(obj))
-    if mutable:
-        found.append(obj)
-    if isinstance(obj, (list, tuple)):
-        for item in obj:
-            _walk(item, found, seen)
-    elif isinstance(obj, dict):
-        for item in obj.values():
-            _walk(item, found, seen)
-
-
-def _decode(text: str, received: list):
-    """Read an answer of the kernel's agent: JSON and an npz of arrays, nothing executed."""
-    import numpy
-
-    head, _, blob = text.partition(":")
-    tree = json.loads(base64.b64decode(head, validate=True))
-    arrays = {}
-    if blob:
-        with numpy.load(io.BytesIO(base64.b64decode(blob, validate=True)), allow_pickle=False) as data:
-            arrays = {name: data[name] for name in data.files}
-
-    def build(node):
-        if isinstance(node, list):
-            return [build(x) for x in node]
-        if not isinstance(node, dict):
-            return node
-        if "__nd__" in node:
-            return arrays[f"a{int(node['__nd__'])}"]
-        if "__np__" in node:
-            return arrays[f"a{int(node['__np__'])}"][()]
-        if "__torch__" in node:
-            import torch
-
-            tensor = torch.from_numpy(arrays[f"a{int(node['__torch__'])}"])
-            return tensor.requires_grad_(True) if node.get("requires_grad") and tensor.is_floating_point() else tensor
-        if "__device__" in node or "__dtype__" in node:
-            return _torch_constant(node)
-        if "__tuple__" in node:
-            return tuple(build(x) for x in node["__tuple__"])
-        if "__dict__" in node:
-            return {_hashable(build(k)): build(v) for k, v in node["__dict__"]}
-        if "__float__" in node:
-            return float(str(node["__float__"]))
-        if "__int__" in node:
-            return int(str(node["__int__"]))
-        if "__ref__" in node:
-            return received[int(node["__ref__"])]
-        if "__handle__" in node:
-            return Handle(int(node["__handle__"]), str(node.get("type", ""))[:80])
-        raise ValueError("unknown node in the kernel's answer")
-
-    return tree, build
-
-
-def _torch_constant(node: dict):
-    """A torch.device or torch.dtype sent by name (a device string is parsed, a dtype looked up: nothing runs)."""
-    import torch
-
-    if "__device__" in node:
-        return torch.device(str(node["__device__"])[:40])
-    dtype = getattr(torch, str(node["__dtype__"])[:40], None)
-    if not isinstance(dtype, torch.dtype):
-        raise ValueError("not a dtype")
-    return dtype
-
-
 def _install_kernel_calls(namespace: dict) -> None:
     """Replace the course's helpers of :data:`KERNEL_CALLS` in the runner's namespace by calls to the kernel."""
     for name in KERNEL_CALLS:
@@ -193,16 +123,6 @@ def _install_kernel_calls(namespace: dict) -> None:
         def call(*args, _name=name, **kwargs):
             return _request("call", ("n", _name), args, kwargs, what=f"your code (run by {_name})")
         namespace[name] = call
-
-
-def _hashable(key):
-    import numpy
-
-    if isinstance(key, numpy.ndarray):
-        return key[()] if key.ndim == 0 else tuple(key.tolist())
-    if isinstance(key, list):
-        return tuple(key)
-    return key
 
 
 def _apply(obj, new) -> None:
@@ -242,8 +162,8 @@ def _request(op: str, target: tuple, args=(), kwargs=None, guard: bool = False, 
         raise RuntimeError("no channel to the student's kernel")
     kwargs = dict(kwargs or {})
     extra.update(guards=list(ACTIVE_GUARDS), errstate=_errstate())
-    received: list = []
-    _walk([*args, *kwargs.values()], received, set())
+    received: list = []   # the mutable arguments, in the order the kernel's agent walks them
+    codec.walk([*args, *kwargs.values()], received, set(), _is_given_data)   # given data: never synced
     buffer = io.BytesIO()
     try:
         _Pickler(buffer, protocol=4).dump({"op": op, "target": target, "args": tuple(args), "kwargs": kwargs,
@@ -263,7 +183,7 @@ def _request(op: str, target: tuple, args=(), kwargs=None, guard: bool = False, 
     if not isinstance(answer, str) or len(answer) > MAX_ANSWER:
         raise SubmissionError("the submission's kernel gave an answer that is not data")
     try:
-        tree, build = _decode(answer, received)
+        tree, build = codec.decode(answer, received, Handle)
         if not isinstance(tree, dict):
             raise ValueError("not a dict")
         for index, new in tree.get("sync", []):

@@ -48,9 +48,17 @@ from autograder.notebooks import is_answer, is_test, nbgrader_meta
 TRUSTED_ASSIGNMENTS = frozenset({"01-losses", "02-gradient-descent", "03-backprop", "04-numpy-net", "05-pytorch",
                                  "06-cnn", "07-optimizers", "08-regularization", "09-debugging", "10-capstone"})
 AGENT = Path(__file__).with_name("kernel_side.py")
+CODEC = Path(__file__).with_name("codec.py")
 RUNNER = Path(__file__).with_name("trusted_runner.py")
 MAX_ANSWER = 96 * 2**20     # characters of one answer of the kernel's agent (its arrays: 64 MiB at most)
 STREAM_LIMIT = 100_000      # characters of the kernel's output kept per test cell
+
+
+def agent_source() -> str:
+    """The program run in each kernel before the submission: the data format's code (:mod:`autograder.codec`, as a
+    string the agent executes as a module of its own), then the agent (:mod:`autograder.kernel_side`)."""
+    codec = CODEC.read_text(encoding="utf-8")
+    return f"__ag_codec_source = {codec!r}\n" + AGENT.read_text(encoding="utf-8")
 
 
 def uses_trusted_runner(assignment: str, mode: str = "auto") -> bool:
@@ -120,7 +128,7 @@ class TrustedRunner:
 
     async def install_agent(self, timeout: float = 60) -> None:
         """Define the agent in the kernel, before any cell of the submission runs."""
-        msg_id = self.kc.execute(AGENT.read_text(encoding="utf-8"), silent=True, store_history=False,
+        msg_id = self.kc.execute(agent_source(), silent=True, store_history=False,
                                  allow_stdin=False)
         await self._reply(msg_id, timeout)
 

@@ -63,28 +63,27 @@ DENIED = ("unshare setns mount umount2 pivot_root chroot open_tree move_mount fs
           "kexec_file_load init_module finit_module delete_module reboot swapon swapoff acct quotactl "
           "open_by_handle_at name_to_handle_at fanotify_init syslog lookup_dcookie vhangup settimeofday "
           "clock_settime clock_adjtime adjtimex sethostname setdomainname").split()
-SYSCALLS = {
-    "x86_64": dict(
-        arch=0xC000003E, clone=56, clone3=435, unshare=272, setns=308, mount=165, umount2=166, pivot_root=155,
-        chroot=161, open_tree=428, move_mount=429, fsopen=430, fsconfig=431, fsmount=432, fspick=433,
-        mount_setattr=442, ptrace=101, process_vm_readv=310, process_vm_writev=311, pidfd_getfd=438, kcmp=312,
-        keyctl=250, add_key=248, request_key=249, bpf=321, perf_event_open=298, userfaultfd=323,
-        io_uring_setup=425, io_uring_enter=426, io_uring_register=427, kexec_load=246, kexec_file_load=320,
-        init_module=175, finit_module=313, delete_module=176, reboot=169, swapon=167, swapoff=168, acct=163,
-        quotactl=179, open_by_handle_at=304, name_to_handle_at=303, fanotify_init=300, syslog=103,
-        lookup_dcookie=212, vhangup=153, settimeofday=164, clock_settime=227, clock_adjtime=305, adjtimex=159,
-        sethostname=170, setdomainname=171),
-    "aarch64": dict(
-        arch=0xC00000B7, clone=220, clone3=435, unshare=97, setns=268, mount=40, umount2=39, pivot_root=41,
-        chroot=51, open_tree=428, move_mount=429, fsopen=430, fsconfig=431, fsmount=432, fspick=433,
-        mount_setattr=442, ptrace=117, process_vm_readv=270, process_vm_writev=271, pidfd_getfd=438, kcmp=272,
-        keyctl=219, add_key=217, request_key=218, bpf=280, perf_event_open=241, userfaultfd=282,
-        io_uring_setup=425, io_uring_enter=426, io_uring_register=427, kexec_load=104, kexec_file_load=294,
-        init_module=105, finit_module=273, delete_module=106, reboot=142, swapon=224, swapoff=225, acct=89,
-        quotactl=60, open_by_handle_at=265, name_to_handle_at=264, fanotify_init=262, syslog=116,
-        lookup_dcookie=18, vhangup=58, settimeofday=170, clock_settime=112, clock_adjtime=266, adjtimex=171,
-        sethostname=161, setdomainname=162),
-}
+# System call numbers, one column per architecture: name, x86_64, aarch64 (the kernel's unistd tables).
+ARCHITECTURES = {"x86_64": 0xC000003E, "aarch64": 0xC00000B7}   # and their AUDIT_ARCH values
+NUMBERS = """
+clone              56 220    clone3            435 435    unshare           272  97    setns             308 268
+mount             165  40    umount2           166  39    pivot_root        155  41    chroot            161  51
+open_tree         428 428    move_mount        429 429    fsopen            430 430    fsconfig          431 431
+fsmount           432 432    fspick            433 433    mount_setattr     442 442    ptrace            101 117
+process_vm_readv  310 270    process_vm_writev 311 271    pidfd_getfd       438 438    kcmp              312 272
+keyctl            250 219    add_key           248 217    request_key       249 218    bpf               321 280
+perf_event_open   298 241    userfaultfd       323 282    io_uring_setup    425 425    io_uring_enter    426 426
+io_uring_register 427 427    kexec_load        246 104    kexec_file_load   320 294    init_module       175 105
+finit_module      313 273    delete_module     176 106    reboot            169 142    swapon            167 224
+swapoff           168 225    acct              163  89    quotactl          179  60    open_by_handle_at 304 265
+name_to_handle_at 303 264    fanotify_init     300 262    syslog            103 116    lookup_dcookie    212  18
+vhangup           153  58    settimeofday      164 170    clock_settime     227 112    clock_adjtime     305 266
+adjtimex          159 171    sethostname       170 161    setdomainname     171 162
+"""
+_WORDS = NUMBERS.split()
+_ROWS = [_WORDS[i:i + 3] for i in range(0, len(_WORDS), 3)]
+SYSCALLS = {machine: {"arch": audit, **{row[0]: int(row[1 + column]) for row in _ROWS}}
+            for column, (machine, audit) in enumerate(ARCHITECTURES.items())}
 
 
 def seccomp_program(machine=None):

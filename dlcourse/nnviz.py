@@ -1,32 +1,28 @@
-"""Helpers of the neural-network chapters and assignments: a backpropagation stepper, a progress bar, guards.
+"""Helpers of the neural-network chapters: a backpropagation stepper and a progress bar.
 
 * :func:`backprop_stepper` turns a small computational graph (a micrograd-style ``Value`` built in a chapter)
   into an interactive figure that steps through the forward pass node by node and then the backward pass,
   showing every node's value and gradient.
-* :func:`progress` is a tqdm progress bar that never writes to stderr: a live bar in Jupyter and Colab, a single
-  final line of text when the book build executes the notebook (``DLCOURSE_STATIC_WIDGETS=1``) or in a terminal.
-* :func:`assert_torch_free` and :func:`without_shortcuts` are used by the test cells of the NumPy assignments:
-  the first checks that a student's function does not use PyTorch, the second runs student code with PyTorch
-  unimportable and the gradient checkers of :mod:`dlcourse.gradcheck` switched off, so that a graded gradient
-  cannot be obtained from autograd or from finite differences. :func:`single_blas_thread` keeps the timing of a
-  graded training run stable on a busy machine.
+* :func:`progress` (from :mod:`dlcourse.progress`) is a tqdm progress bar that never writes to stderr.
+
+The guards that test cells use (``assert_torch_free``, ``without_shortcuts``, ``single_blas_thread``) live in
+:mod:`dlcourse.testing_guards`, part of the test-cell API :mod:`dlcourse.testing`; they are still importable from
+here because notebooks released before the split import them from this module.
 
 This module holds no solution to any exercise.
 """
 
 from __future__ import annotations
 
-import io
-import sys
-import types
-from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:   # imported lazily: the assignments' test cells use the guards only, without matplotlib
+if TYPE_CHECKING:   # imported lazily: importing this module needs no matplotlib
     from dlcourse.widgets import InteractiveFigure
 
-__all__ = ["graph_nodes", "backprop_steps", "draw_backprop_step", "backprop_stepper", "progress", "assert_torch_free",
-           "without_shortcuts", "single_blas_thread"]
+from dlcourse.progress import progress
+from dlcourse.testing_guards import assert_torch_free, single_blas_thread, without_shortcuts  # noqa: F401 (see above)
+
+__all__ = ["graph_nodes", "backprop_steps", "draw_backprop_step", "backprop_stepper", "progress"]
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -222,205 +218,3 @@ def backprop_stepper(output: Any, *, title: str = "Backpropagation, step by step
 
     return interactive_figure(draw, {"step": Slider(0, len(steps) - 1, 1, 0, fmt="{:.0f}")}, alt=alt,
                               figsize=figsize)
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Progress bars that never write to stderr
-
-
-class _FinalLine(io.TextIOBase):
-    """A file for tqdm that keeps only the bar's latest state and prints it once, as one line, when closed."""
-
-    def __init__(self, stream):
-        self.stream = stream
-        self.last = ""
-
-    def write(self, text: str) -> int:
-        for part in text.replace("\n", "\r").split("\r"):
-            if part.strip():
-                self.last = part
-        return len(text)
-
-    def flush(self) -> None:
-        pass
-
-    def emit(self) -> None:
-        if self.last:
-            self.stream.write(self.last.rstrip() + "\n")
-            self.stream.flush()
-            self.last = ""
-
-
-def _in_notebook() -> bool:
-    shell = getattr(sys.modules.get("IPython"), "get_ipython", lambda: None)()
-    return shell is not None and type(shell).__name__ == "ZMQInteractiveShell"
-
-
-def progress(iterable: Iterable | None = None, **kwargs: Any):
-    """A tqdm progress bar (same arguments as ``tqdm.tqdm``) that never writes to stderr.
-
-    In Jupyter and Colab it is tqdm's live notebook bar. When the book build executes a notebook
-    (``DLCOURSE_STATIC_WIDGETS=1``) or outside a notebook, the bar is written to stdout once, in its final
-    state, when it closes: a static page shows one clean line instead of a hundred redraws.
-
-    Example:
-        >>> for epoch in progress(range(3), desc="epochs"):
-        ...     pass
-    """
-    from dlcourse.widgets import static_widgets_enabled
-
-    if _in_notebook() and not static_widgets_enabled():
-        from tqdm.notebook import tqdm as notebook_tqdm
-
-        return notebook_tqdm(iterable, **kwargs)
-    from tqdm.std import tqdm as text_tqdm
-
-    sink = _FinalLine(sys.stdout)
-    kwargs.setdefault("mininterval", 1.0)
-    kwargs.setdefault("ascii", False)
-    kwargs.setdefault("ncols", 100)
-    bar = text_tqdm(iterable, file=sink, **kwargs)
-    close = bar.close
-
-    def close_and_emit() -> None:
-        close()
-        sink.emit()
-
-    bar.close = close_and_emit
-    return bar
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Guards for the test cells of the NumPy assignments
-
-
-def _code_names(code: types.CodeType) -> set[str]:
-    names = set(code.co_names)
-    for const in code.co_consts:
-        if isinstance(const, types.CodeType):
-            names |= _code_names(const)
-    return names
-
-
-def _is_torch(value: Any) -> bool:
-    if isinstance(value, types.ModuleType):
-        return value.__name__.split(".")[0] == "torch"
-    module = getattr(type(value), "__module__", "") or ""
-    own = getattr(value, "__module__", "") if isinstance(value, (type, types.BuiltinFunctionType,
-                                                                   types.FunctionType)) else ""
-    return module.split(".")[0] == "torch" or (own or "").split(".")[0] == "torch"
-
-
-def _torch_uses(function: Any, seen: set[int], path: str) -> list[str]:
-    """Where ``function``, or any function or class of the notebook it refers to, uses PyTorch."""
-    if id(function) in seen:
-        return []
-    seen.add(id(function))
-    if isinstance(function, type):
-        found = []
-        for attribute in vars(function).values():
-            target = getattr(attribute, "__func__", attribute)
-            if isinstance(target, types.FunctionType):
-                found += _torch_uses(target, seen, f"{path}.{target.__name__}")
-        return found
-    if not isinstance(function, types.FunctionType):
-        return []
-    found = []
-    names = _code_names(function.__code__)
-    if "torch" in names:
-        found.append(f"{path} refers to the name 'torch'")
-    cells = [cell.cell_contents for cell in function.__closure__ or () if _filled(cell)]
-    for name in sorted(names):
-        if name not in function.__globals__:
-            continue   # a builtin, an attribute name or a local name
-        value = function.__globals__[name]
-        if _is_torch(value):
-            found.append(f"{path} uses {name}, which comes from PyTorch")
-        elif isinstance(value, (types.FunctionType, type)) and getattr(value, "__module__", None) == \
-                function.__globals__.get("__name__"):
-            found += _torch_uses(value, seen, f"{path} -> {name}")
-    for value in cells:
-        if _is_torch(value):
-            found.append(f"{path} captures a PyTorch object")
-        elif isinstance(value, (types.FunctionType, type)):
-            found += _torch_uses(value, seen, f"{path} -> {getattr(value, '__name__', '?')}")
-    return found
-
-
-def _filled(cell) -> bool:
-    try:
-        cell.cell_contents
-    except ValueError:
-        return False
-    return True
-
-
-def assert_torch_free(*functions: Callable) -> None:
-    """Fail if a function, or a function or class of the notebook that it uses, uses PyTorch.
-
-    The check reads the functions' code (names it refers to, modules and objects they resolve to), so it also
-    catches ``import torch`` at the top of a cell and PyTorch objects kept in global variables. Together with
-    :func:`without_shortcuts`, which makes ``import torch`` fail while student code runs, it enforces "NumPy
-    only" in assignments whose point is to write the gradients by hand.
-    """
-    problems: list[str] = []
-    seen: set[int] = set()
-    for function in functions:
-        problems += _torch_uses(function, seen, getattr(function, "__name__", repr(function)))
-    if problems:
-        raise AssertionError("this assignment is about writing forward and backward passes with NumPy alone, "
-                             "but PyTorch is used: " + "; ".join(problems))
-
-
-def _refuse(*args, **kwargs):
-    raise AssertionError("a graded function called a gradient checker of dlcourse.gradcheck: the point of the "
-                         "exercise is to compute the gradient yourself (use the checkers only to test your code)")
-
-
-@contextmanager
-def without_shortcuts() -> Iterator[None]:
-    """Run the block with PyTorch unimportable and dlcourse's finite-difference helpers switched off.
-
-    Inside the block ``import torch`` raises ``ImportError`` and every function of :mod:`dlcourse.gradcheck`
-    raises ``AssertionError``, including references a notebook took with ``from ... import``. Both are restored
-    when the block ends, so the test itself can use them as oracles afterwards.
-    """
-    from dlcourse import gradcheck
-
-    saved_modules = {name: module for name, module in sys.modules.items()
-                     if name == "torch" or name.startswith("torch.")}
-    checkers = [f for f in vars(gradcheck).values()
-                if isinstance(f, types.FunctionType) and f.__module__ == gradcheck.__name__]
-    saved_code = [f.__code__ for f in checkers]
-    for name in saved_modules:
-        sys.modules[name] = None   # `import torch` now raises ImportError
-    sys.modules["torch"] = None
-    for f in checkers:
-        f.__code__ = _refuse.__code__
-    try:
-        yield
-    finally:
-        for f, code in zip(checkers, saved_code):
-            f.__code__ = code
-        del sys.modules["torch"]
-        for name in saved_modules:
-            sys.modules.pop(name, None)
-        sys.modules.update(saved_modules)
-
-
-@contextmanager
-def single_blas_thread() -> Iterator[None]:
-    """Run the block with NumPy's BLAS limited to one thread (a no-op where threadpoolctl is not installed).
-
-    A multi-threaded BLAS slows down by an order of magnitude when other processes compete for the cores: its
-    threads wait for each other at every matrix product (measured on the course's 2-core machines: one epoch of
-    a 784-128-10 network took 1.8 s on one thread and 25 s on two under a load of 8). One thread keeps the time
-    of a graded training run predictable on a busy grading machine or CI runner.
-    """
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        yield
-        return
-    with threadpool_limits(limits=1, user_api="blas"):
-        yield

@@ -1,5 +1,19 @@
-"""Assertions for the graded test cells of the exercises.
+"""The test-cell API: everything the exercises' graded test cells use from ``dlcourse``, importable from here.
 
+* **Assertions** (this module): ``assert_close``, ``assert_shape``, ... and the soft checks :class:`Checks`.
+* **Guards** (:mod:`dlcourse.testing_guards`): ``without_shortcuts``, ``assert_torch_free``,
+  ``without_training_helpers``, ``single_blas_thread``, ``limited_threads``.
+* **Fixtures** (:mod:`dlcourse.testing_fixtures`): ``three_blobs``, ``recording_loader``.
+* **Lent helpers**: the gradient oracles and checks of :mod:`dlcourse.gradcheck` that test cells use
+  (``finite_difference_gradient``, ``numerical_backward``, ...), the PyTorch test helpers of
+  :mod:`dlcourse.torch_testing` and the capstone's :mod:`dlcourse.heldout`. They are imported on first use, so
+  that ``import dlcourse.testing`` imports neither PyTorch nor matplotlib.
+
+``__all__`` lists the whole API. The autograder's tampering scan (``autograder/tampering.py``) protects every name
+in it in every notebook: a student cell that rebinds one of them is neutralised, even when only a hidden test uses
+it. (Chapter helpers that a notebook's locked cells import, such as ``make_loader``, are protected there too.)
+
+**Assertions.**
 Test cells run in the same kernel as the student's code, after it. These helpers therefore do not use NumPy's
 comparison helpers (``np.allclose``, ``np.isclose``, ``np.testing``, ``np.array_equal``), which a submission
 could replace; they hold their own references to the few NumPy functions they need, taken when this module is
@@ -31,7 +45,10 @@ Every outcome is also recorded: :func:`take_outcomes` hands them to a grader tha
 
 from __future__ import annotations
 
+import ast
 import builtins
+import importlib
+import importlib.util
 import os
 import sys
 import warnings
@@ -41,10 +58,66 @@ from typing import Any, Iterator
 
 import numpy as _np
 
-__all__ = ["assert_close", "assert_shape", "assert_scalar", "assert_finite", "assert_unchanged",
-           "inputs_unchanged", "assert_raises", "assert_close_to_one_of", "CheckFailure", "ReportedError", "Checks",
-           "Outcome", "take_outcomes", "torch_optimizer_trajectory",
-           "FAILED_MARK", "MESSAGE_LIMIT"]
+from dlcourse import testing_guards
+from dlcourse.testing_guards import (assert_torch_free, limited_threads, single_blas_thread,  # noqa: F401 (__all__)
+                                     without_shortcuts, without_training_helpers)
+
+ASSERTIONS = ["assert_close", "assert_shape", "assert_scalar", "assert_finite", "assert_unchanged",
+              "inputs_unchanged", "assert_raises", "assert_close_to_one_of", "CheckFailure", "ReportedError",
+              "Checks", "Outcome", "take_outcomes", "torch_optimizer_trajectory", "FAILED_MARK", "MESSAGE_LIMIT"]
+WHOLE_MODULE = "*"
+# Helpers of other modules that test cells use, lent on first use: {module: its names, or the whole __all__}.
+# Only oracles and checks: the chapter API's data and loaders (load_fashion_mnist, make_loader, ...) stay out,
+# since an exercise may ask for a function of that name (09-debugging's make_loader); the locked cells that
+# import them protect them in the notebooks whose tests use them.
+LENT: dict[str, tuple[str, ...] | str] = {
+    "dlcourse.gradcheck": ("finite_difference_gradient", "numerical_backward", "check_gradient", "check_backward"),
+    "dlcourse.heldout": WHOLE_MODULE,
+    "dlcourse.testing_fixtures": WHOLE_MODULE,
+    "dlcourse.torch_testing": WHOLE_MODULE,
+}
+
+
+def _declared_names(module: str) -> list[str]:
+    """A module's ``__all__``, read from its source without importing it (it may import PyTorch)."""
+    spec = importlib.util.find_spec(module)
+    with open(spec.origin, encoding="utf-8") as file:
+        tree = ast.parse(file.read())
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "__all__" for t in node.targets):
+            return list(ast.literal_eval(node.value))
+    raise ImportError(f"{module} declares no __all__, so dlcourse.testing cannot lend its names")
+
+
+_LENDER = {name: module for module, names in LENT.items()
+           for name in (_declared_names(module) if names == WHOLE_MODULE else names)}
+
+__all__ = [*ASSERTIONS, *testing_guards.__all__, *_LENDER]
+
+
+def home_module(name: str) -> str:
+    """The module that defines the test-cell helper ``name`` (``dlcourse.testing`` for the assertions)."""
+    if name in _LENDER:
+        return _LENDER[name]
+    if name in testing_guards.__all__:
+        return testing_guards.__name__
+    if name in ASSERTIONS:
+        return __name__
+    raise KeyError(f"{name!r} is not part of the test-cell API (dlcourse.testing.__all__)")
+
+
+def __getattr__(name: str) -> Any:
+    """Lend a helper of another module on first use (PEP 562): ``from dlcourse.testing import three_blobs``."""
+    if name not in _LENDER:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(_LENDER[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
+
 
 FAILED_MARK = "[check failed]"   # starts the stdout line of every failed check
 MESSAGE_LIMIT = 700              # characters of a failure message that are kept (a gradient report with hints fits)

@@ -8,11 +8,11 @@
 * :func:`fit` is the chapters' training loop (with a validation set, a progress bar and a :class:`History` of
   losses and accuracies); :func:`predict` returns a model's predicted labels.
 * :func:`save_checkpoint` and :func:`load_checkpoint` save and resume a training run.
-* :func:`progress` is a tqdm progress bar that never writes to stderr (see :func:`dlcourse.nnviz.progress`).
-* :func:`limited_threads`, :func:`without_training_helpers`, :func:`three_blobs` and :func:`recording_loader` are
-  used by the exercises' test cells: a graded training run on one thread is predictable on a busy machine, a
-  graded ``train_one_epoch`` cannot hand its work to :func:`fit`, and a loader whose batches record the devices
-  they are moved to tells whether a function uses the device it is given, even on a machine without a GPU.
+* :func:`progress` is a tqdm progress bar that never writes to stderr (see :func:`dlcourse.progress.progress`).
+
+The test cells' guards and fixtures (``limited_threads``, ``without_training_helpers``, ``three_blobs``,
+``recording_loader``) live in the test-cell API (:mod:`dlcourse.testing`); they are still importable from here
+because notebooks released before the split import them from this module.
 
 This module imports PyTorch (``import dlcourse`` does not); it holds no solution to any exercise.
 """
@@ -21,23 +21,24 @@ from __future__ import annotations
 
 import os
 import time
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator, NamedTuple
+from typing import Callable, NamedTuple
 
 import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler, TensorDataset
 
-from dlcourse.nnviz import progress
+from dlcourse.progress import progress
+# The test cells' helpers that lived here before the split: released notebooks import them from this module.
+from dlcourse.testing_fixtures import recording_loader, three_blobs  # noqa: F401
+from dlcourse.testing_guards import limited_threads, without_training_helpers  # noqa: F401
 
 __all__ = [
     "FASHION_MNIST_MEAN", "FASHION_MNIST_STD", "get_device", "TrainingBudget", "training_budget",
     "image_tensors", "make_loader", "Loaders", "fashion_mnist_loaders", "History", "fit", "predict",
-    "save_checkpoint", "load_checkpoint", "progress", "limited_threads", "without_training_helpers",
-    "three_blobs", "recording_loader",
+    "save_checkpoint", "load_checkpoint", "progress",
 ]
 
 # Mean and standard deviation of the Fashion-MNIST training pixels scaled to [0, 1] (see tests/test_torch_utils.py).
@@ -227,7 +228,7 @@ def fashion_mnist_loaders(*, batch_size: int = 128, n_val: int = 5000, budget: T
 # Training
 
 
-_disabled_reason: str | None = None   # set by without_training_helpers() while a graded function runs
+_disabled_reason: str | None = None   # set by dlcourse.testing_guards.without_training_helpers() in a test cell
 
 
 def _check_enabled(name: str) -> None:
@@ -427,100 +428,3 @@ def _optimizer_state_to_parameters(optimizer: torch.optim.Optimizer) -> None:
                         (key != "step" or counters_move):
                     state[key] = value.to(parameter.device)
 
-
-# ---------------------------------------------------------------------------------------------------------------
-# For the exercises' test cells
-
-
-@contextmanager
-def limited_threads(threads: int = 1) -> Iterator[None]:
-    """Run the block with PyTorch limited to ``threads`` CPU threads, then restore the previous setting.
-
-    PyTorch's threads wait for each other at every operation; on a machine whose cores are busy with other
-    work (a CI runner, a grading server) two threads can be many times slower than one. A graded training run
-    on one thread takes a predictable time.
-    """
-    previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
-
-
-@contextmanager
-def without_training_helpers(reason: str = "a graded function must do this work itself") -> Iterator[None]:
-    """Run the block with :func:`fit` and :func:`predict` switched off (they raise ``AssertionError``).
-
-    The check is made inside the functions, so references taken with ``from ... import`` are switched off too.
-    """
-    global _disabled_reason
-    previous, _disabled_reason = _disabled_reason, reason
-    try:
-        yield
-    finally:
-        _disabled_reason = previous
-
-
-def three_blobs(n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """A toy classification problem: ``n`` points of three well separated Gaussian clusters in 2-D.
-
-    Returns:
-        ``X`` float32 of shape (n, 2) and labels ``y`` int64 of shape (n,).
-    """
-    generator = torch.Generator().manual_seed(seed)
-    y = torch.randint(0, 3, (n,), generator=generator)
-    centres = torch.tensor([[0.0, 3.0], [3.0, -2.0], [-3.0, -2.0]])
-    return centres[y] + 0.7 * torch.randn(n, 2, generator=generator), y
-
-
-class _RecordingBatch(torch.Tensor):
-    """A tensor that records the device arguments of the operations applied to it, and returns plain tensors.
-
-    ``batch.to(device)``, ``batch.cuda()`` or ``torch.as_tensor(batch, device=...)`` are recorded in ``moves``;
-    their results are ordinary tensors, so the rest of a training step runs as usual.
-    """
-
-    moves: list[torch.device] = []
-
-    @classmethod
-    def __torch_function__(cls, func, types, args=(), kwargs=None):
-        kwargs = kwargs or {}
-        for value in [*args[1:], *kwargs.values()]:
-            if isinstance(value, (str, torch.device)):
-                try:
-                    cls.moves.append(torch.device(value))
-                except (RuntimeError, TypeError):
-                    pass   # a string that names no device (e.g. a reduction mode)
-        if getattr(func, "__name__", "") == "cuda":
-            cls.moves.append(torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available()
-                             else torch.device("cuda"))
-        with torch._C.DisableTorchFunctionSubclass():
-            return func(*args, **kwargs)
-
-
-def recording_loader(X: torch.Tensor, y: torch.Tensor, batch_size: int = 16) -> tuple[DataLoader, list]:
-    """A loader whose batches record every device they are moved to, and the list they record it in.
-
-    Pass the device ``torch.device("cpu", 0)`` to the function under test: it differs from ``"cpu"``, so
-    counting the moves to it tells whether the function moves every batch to the device it is given (rather
-    than to a device it chose itself), on a machine without a GPU too.
-
-    Example:
-        >>> X, y = three_blobs(8)
-        >>> loader, moves = recording_loader(X, y, batch_size=4)
-        >>> for inputs, labels in loader:
-        ...     inputs, labels = inputs.to("cpu:0"), labels.to("cpu:0")
-        >>> moves.count(torch.device("cpu", 0))
-        4
-    """
-    moves: list[torch.device] = []
-    batch_type = type("RecordingBatch", (_RecordingBatch,), {"moves": moves})
-
-    def collate(items):
-        inputs, labels = torch.utils.data.default_collate(items)
-        return inputs.as_subclass(batch_type), labels.as_subclass(batch_type)
-
-    loader = DataLoader(TensorDataset(X, y), batch_size=batch_size, collate_fn=collate)
-    loader.moves = moves   # the same list, also read as loader.moves (by a grader that keeps the loader elsewhere)
-    return loader, moves

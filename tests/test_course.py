@@ -1,4 +1,4 @@
-"""dlcourse.course: links and setup cells derived from the one repository setting in _config.yml."""
+"""autograder.course: links and setup cells derived from the one repository setting in _config.yml."""
 
 import re
 import subprocess
@@ -8,7 +8,7 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from dlcourse.course import INSTALL_FAILED, CourseConfig, load_config, setup_cell_source
+from autograder.course import INSTALL_FAILED, CourseConfig, load_config, setup_cell_source
 from conftest import ROOT
 
 

@@ -14,7 +14,7 @@ import yaml
 
 from autograder.notebooks import MARKERS, SOLUTION, is_answer, is_test, nbgrader_meta, secret_lines
 from autograder.release import needs_gpu, sync_setup_cells
-from dlcourse.course import SETUP_TAG
+from autograder.course import SETUP_TAG
 from conftest import ROOT
 
 TRACKED = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True).stdout.split()

@@ -1,4 +1,4 @@
-"""Tests of dlcourse.nnviz: the backpropagation stepper, the progress bar and the assignment guards."""
+"""Tests of dlcourse.nnviz and dlcourse.progress (the stepper, the progress bar) and of dlcourse.testing_guards."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from dlcourse import gradcheck, nnviz
+from dlcourse import gradcheck, nnviz, testing_guards
 
 
 class Value:
@@ -131,7 +131,7 @@ def numpy_only(x):
 
 
 def test_assert_torch_free_accepts_numpy_code():
-    nnviz.assert_torch_free(numpy_only)
+    testing_guards.assert_torch_free(numpy_only)
 
 
 def test_assert_torch_free_rejects_an_import_inside_the_function():
@@ -140,7 +140,7 @@ def test_assert_torch_free_rejects_an_import_inside_the_function():
         return torch.relu(torch.as_tensor(x)).numpy()
 
     with pytest.raises(AssertionError, match="torch"):
-        nnviz.assert_torch_free(uses_torch)
+        testing_guards.assert_torch_free(uses_torch)
 
 
 def test_assert_torch_free_rejects_a_global_alias_and_a_helper_that_uses_it():
@@ -148,7 +148,7 @@ def test_assert_torch_free_rejects_a_global_alias_and_a_helper_that_uses_it():
     namespace = {"__name__": "__main__", "t": torch}
     exec("def helper(x):\n    return t.as_tensor(x)\n\ndef graded(x):\n    return helper(x) * 2\n", namespace)
     with pytest.raises(AssertionError, match="helper"):
-        nnviz.assert_torch_free(namespace["graded"])
+        testing_guards.assert_torch_free(namespace["graded"])
 
 
 def test_without_shortcuts_blocks_torch_and_gradcheck_then_restores_them():
@@ -156,7 +156,7 @@ def test_without_shortcuts_blocks_torch_and_gradcheck_then_restores_them():
     from dlcourse.gradcheck import finite_difference_gradient   # a reference taken before the block
 
     x = np.array([1.0, 2.0])
-    with nnviz.without_shortcuts():
+    with testing_guards.without_shortcuts():
         with pytest.raises(ImportError):
             import torch  # noqa: F401
         with pytest.raises(AssertionError, match="compute the gradient yourself"):
@@ -176,6 +176,6 @@ def test_single_blas_thread_limits_blas_inside_the_block_only():
         return [pool["num_threads"] for pool in threadpoolctl.threadpool_info() if pool["user_api"] == "blas"]
 
     before = blas_threads()
-    with nnviz.single_blas_thread():
+    with testing_guards.single_blas_thread():
         assert blas_threads() and all(n == 1 for n in blas_threads())
     assert blas_threads() == before

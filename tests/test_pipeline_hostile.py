@@ -9,23 +9,92 @@ run in the trusted runner (autograder/verdict.py), so each gets exactly 6, while
 from __future__ import annotations
 
 import csv
+import hashlib
 import os
 import re
 import shutil
+import stat
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from autograder.feedback import hidden_lines
 from conftest import ROOT, run_autograder
 from corpus import ASSIGNMENT, NOTEBOOK, POINTS
-from corpus.hostile import HONEST, NUMPY_PARTIAL, numpy_hostile_cases, write_hostile
+from corpus.hostile import HONEST, NUMPY_PARTIAL, numpy_hostile_cases, write_hostile, y_val_edit_cases
 from corpus.hostile_torch import ASSIGNMENTS as TORCH_ASSIGNMENTS
 from corpus.hostile_torch import write_torch_hostile
 
 pytestmark = pytest.mark.grading
 LIMITS = ["--timeout", "20", "--memory", "1024", "--processes", "32", "--workers", "2", "--no-progress"]
+
+
+ORDINARY = ["unshare", "--user", "--map-user=1000", "--map-group=1000"]
+
+
+def _ordinary_user_prefix() -> list[str]:
+    """The command prefix that makes a root grader an ordinary user (uid 1000 in a user namespace), or a skip."""
+    if os.geteuid() != 0:
+        pytest.skip("already running as an ordinary user: the batch graded as the invoking user covered it")
+    probe = subprocess.run([*ORDINARY, "true"], capture_output=True, text=True) if shutil.which("unshare") else None
+    if probe is None or probe.returncode != 0:
+        pytest.skip(f"unshare --user is not available here: {probe.stderr.strip() if probe else 'no unshare'}")
+    return ORDINARY
+
+
+# Whether this user can make a submission's control group (made and removed at once).
+CGROUP_PROBE = ("import os\nfrom autograder.sandbox import Limits, SubmissionCgroup\n"
+                "group = SubmissionCgroup.create(f'ag-{os.getpid()}-probe', Limits())\n"
+                "print('none' if group is None else f'v{group.version}')\n"
+                "group is None or group.remove()\n")
+
+
+def _snapshot(folder: Path, skip: Path) -> dict[str, str]:
+    """Every path under ``folder`` but ``skip`` (links not followed) and a digest of what it is."""
+    found = {}
+    for path in sorted(folder.rglob("*")):
+        if path == skip or skip in path.parents:
+            continue
+        info = path.lstat()
+        found[str(path)] = (hashlib.sha256(path.read_bytes()).hexdigest() if stat.S_ISREG(info.st_mode)
+                            else stat.filemode(info.st_mode))
+    return found
+
+
+def _grade_assignment(assignment: str, submissions: Path, tmp: Path, prefix: list[str], options: list[str]):
+    """``python -m autograder grade`` of one folder as the invoking user or (``prefix``) an ordinary one; its
+    grades by student, the result, the environment. Asserts that nothing under ``tmp`` outside the grading folder
+    changed (the submissions, the test's own files: the host as the grader sees it)."""
+    grading = tmp / "grading"
+    before = _snapshot(tmp, grading)
+    env = dict(os.environ, DLCOURSE_GRADING_DIR=str(grading),
+               PATH=str(ROOT / ".venv" / "bin") + os.pathsep + os.environ.get("PATH", ""))
+    result = subprocess.run([*prefix, sys.executable, "-m", "autograder", "grade", assignment, str(submissions),
+                             "--output", str(tmp / "grades.csv"), *options], cwd=ROOT, env=env, text=True,
+                            capture_output=True, timeout=1200)
+    if prefix and result.returncode != 0 and "bubblewrap" in result.stderr and not (tmp / "grades.csv").exists():
+        pytest.skip(f"the sandbox cannot start for an ordinary user here: {result.stderr[-500:]}")
+    if prefix:   # what the sandbox does not guarantee for an ordinary user is said at grade time, a line each
+        said = [line for line in result.stderr.splitlines() if line.startswith("warning: ")]
+        assert any(line.startswith("warning: grading as an ordinary user: kernels run under the grader's own user id")
+                   for line in said), result.stderr[-3000:]
+        # Without a control group for this user (not delegated), the fallback says what it does not bound.
+        probe = subprocess.run([*prefix, sys.executable, "-c", CGROUP_PROBE], cwd=ROOT, capture_output=True, text=True)
+        assert probe.returncode == 0, probe.stderr
+        unbounded = [line for line in said if line.startswith("warning: no control group could be made (")]
+        if probe.stdout.strip() == "none":
+            assert unbounded and "not for a submission as a whole" in unbounded[0], result.stderr[-3000:]
+        else:
+            assert not unbounded, f"a control group can be made here ({probe.stdout.strip()}): {unbounded}"
+    after = _snapshot(tmp, grading)
+    changed = sorted(path for path in set(before) | set(after) if before.get(path) != after.get(path))
+    assert changed == [str(tmp / "grades.csv")], f"grading changed files outside its folder: {changed}"
+    rows = {}
+    with (tmp / "grades.csv").open(newline="") as handle:
+        rows = {row["student_id"]: row for row in csv.DictReader(handle)}
+    return rows, result, env
 
 
 def _grade(tmp, prefix: list[str] | None = None):
@@ -129,31 +198,36 @@ ONLY_1D_2D = ("def numerical_gradient(f, x, h=1e-5):\n"
               "    return grad")
 
 
+@pytest.mark.parametrize("user", ["invoking", "ordinary"])   # invoking: root in CI and here
 @pytest.mark.parametrize("assignment", ["02-gradient-descent", "04-numpy-net"])
-def test_cheats_on_callbacks_and_given_data_score_only_their_honest_part(assignment, tmp_path):
+def test_cheats_on_callbacks_and_given_data_score_only_their_honest_part(assignment, user, tmp_path):
     """02 passes the test's callbacks into the student's code, 04 trains on a given cell's Fashion-MNIST arrays
     that are never sent: do three cheats that win in the kernel (input transformer, pre_run_cell hook, helpers'
     code swapped) score, test by test, exactly the same work without the cheat, and the honest control full
-    marks? (Only the control trains on Fashion-MNIST.)"""
+    marks? 04 also holds a train_mlp that edits the test's y_val in place (synced back to the trusted side):
+    does it score no more than the same code editing a copy? Graded by the invoking user (root in CI) and by an
+    ordinary user (emulated with ``unshare --user``), nothing outside the grading folder changing. (Only the
+    control trains on Fashion-MNIST. The ordinary user's batch holds the sandbox's cases only: not the y_val edit
+    nor the hidden failure's feedback, which the trusted runner and the host decide the same way for both.)"""
     import nbformat
 
     from autograder.notebooks import build_submission, source_notebook
 
+    prefix = _ordinary_user_prefix() if user == "ordinary" else []
     name = source_notebook(assignment).name
     cases = numpy_hostile_cases(assignment)
-    if assignment == "02-gradient-descent":   # issue 12: a failed hidden check's message reaches the feedback
+    if assignment == "02-gradient-descent" and not prefix:   # issue 12: a failed hidden check reaches the feedback
         cases.append(("hidden-failure", "numerical_gradient right for 1-D and 2-D x only",
                       build_submission(assignment, {"numerical_gradient": ONLY_1D_2D}), False))
+    if assignment == "04-numpy-net" and not prefix:   # the runner's rule, the same for both users
+        cases += [(student, why, nb, False) for student, why, nb in y_val_edit_cases()]
     for student, _, nb, _ in cases:
         (tmp_path / "in" / student).mkdir(parents=True)
         nbformat.write(nb, tmp_path / "in" / student / name)
-    env = dict(os.environ, DLCOURSE_GRADING_DIR=str(tmp_path / "grading"),
-               PATH=str(ROOT / ".venv" / "bin") + os.pathsep + os.environ.get("PATH", ""))
-    result = run_autograder("grade", assignment, str(tmp_path / "in"), "--output", str(tmp_path / "grades.csv"),
-                            "--workers", "2", "--no-progress", env=env)
+    rows, result, env = _grade_assignment(assignment, tmp_path / "in", tmp_path, prefix,
+                                          ["--workers", "2", "--no-progress"])
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
-    with (tmp_path / "grades.csv").open(newline="") as handle:
-        rows = {row["student_id"]: row for row in csv.DictReader(handle)}
+    assert set(rows) == {case[0] for case in cases}, result.stdout[-3000:]
     tests = [column for column in rows["honest-control"] if column.startswith("test_")]
     control, honest = rows["honest-control"], rows["honest-partial"]
     assert float(control["score"]) == float(control["max_score"]), control
@@ -167,7 +241,15 @@ def test_cheats_on_callbacks_and_given_data_score_only_their_honest_part(assignm
         if cheat:
             assert rows[student]["status"] == "graded", f"{student} ({why}): {rows[student]}"
             assert {t: rows[student][t] for t in tests} == {t: honest[t] for t in tests}, f"{student} ({why})"
-    if assignment != "02-gradient-descent":
+    if assignment == "04-numpy-net" and not prefix:
+        # Editing y_val never pays: test by test no more than the same code editing a copy; the hidden check that
+        # scores val_acc against the validation labels fails for both (they report accuracy 1.0 untrained).
+        edited, baseline = rows["cheat-edits-y-val"], rows["baseline-y-val-copy"]
+        assert edited["status"] == baseline["status"] == "graded", (edited, baseline)
+        for test in tests:
+            assert float(edited[test] or 0) <= float(baseline[test] or 0), f"{test}: {edited} vs {baseline}"
+        assert float(baseline["test_train_mlp_small"]) < float(control["test_train_mlp_small"]), baseline
+    if assignment != "02-gradient-descent" or prefix:
         return
     assert 0 < float(rows["hidden-failure"]["test_numerical_gradient"]) < 3, rows["hidden-failure"]
     result = run_autograder("feedback", assignment, env=env)
@@ -183,24 +265,21 @@ def test_cheats_on_callbacks_and_given_data_score_only_their_honest_part(assignm
         assert not leaked, f"{path}: hidden test lines in the feedback: {leaked[:3]}"
 
 
+@pytest.mark.parametrize("user", ["invoking", "ordinary"])   # invoking: root in CI and here
 @pytest.mark.parametrize("assignment", sorted(TORCH_ASSIGNMENTS))
-def test_torch_cheats_score_only_their_honest_part(assignment, tmp_path):
+def test_torch_cheats_score_only_their_honest_part(assignment, user, tmp_path):
     """The PyTorch exercises (tensors as data, modules behind handles, course helpers run in the kernel): does each
     cheat (test cells turned into `pass`, errors forgotten, a tracer, Checks made to give full points, the
-    PyTorch test helpers replaced in the kernel) get exactly the score of its honest work?"""
+    PyTorch test helpers replaced in the kernel) get exactly the score of its honest work, graded by the invoking
+    user and by an ordinary one (``unshare --user``), nothing outside the grading folder changing?"""
+    prefix = _ordinary_user_prefix() if user == "ordinary" else []
     submissions = tmp_path / "submissions"
     cases = write_torch_hostile(assignment, submissions)
-    env = dict(os.environ, DLCOURSE_GRADING_DIR=str(tmp_path / "grading"),
-               PATH=str(ROOT / ".venv" / "bin") + os.pathsep + os.environ.get("PATH", ""))
-    result = subprocess.run([sys.executable, "-m", "autograder", "grade", assignment, str(submissions),
-                             "--output", str(tmp_path / "grades.csv"), *LIMITS], cwd=ROOT, env=env, text=True,
-                            capture_output=True, timeout=1200)
-    rows = {}
-    if (tmp_path / "grades.csv").is_file():
-        with (tmp_path / "grades.csv").open(newline="") as handle:
-            rows = {row["student_id"]: row for row in csv.DictReader(handle)}
+    rows, result, env = _grade_assignment(assignment, submissions, tmp_path, prefix, LIMITS)
     spec = TORCH_ASSIGNMENTS[assignment]
     _check_scores(cases, rows, result, spec["points"], spec["honest"])
+    if prefix:   # the feedback is made on the host, the same for both users
+        return
     # The feedback: no hidden test line anywhere; a failed hidden check explained with what the course's helper said.
     feedback = run_autograder("feedback", assignment, env=env)
     assert feedback.returncode == 0, feedback.stderr

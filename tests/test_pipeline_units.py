@@ -12,10 +12,11 @@ import nbformat
 import pytest
 from nbgrader.utils import determine_grade
 
-from autograder.grade import SetAsideStderr, describe_failure
+from autograder.outcomes import describe_failure
 from autograder.nbgrader_api import assignments
 from autograder.notebooks import build_submission, nbgrader_meta
 from autograder.repair import Reference, Rejected, load_submission, repair
+from autograder.steps import SetAsideStderr
 from autograder.tampering import neutralize, scan
 from conftest import ROOT
 from test_assignments import mutant_files, split_mutant

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from autograder.sandbox import Limits, OutputBudget, Slot, SubmissionCgroup, bubblewrap_works
+from autograder.sandbox import BUBBLEWRAP, Limits, OutputBudget, Slot, SubmissionCgroup, bubblewrap_works
 from autograder.zygote import seccomp_program
 from conftest import ROOT
 
@@ -55,7 +55,7 @@ def _slot(host, index: int = 0, **kwargs) -> Slot:
     root = Path(tempfile.mkdtemp(prefix="ag-"))
     os.chmod(root, 0o755)
     slot = Slot(index, root, kwargs.pop("limits", LIMITS), ("ipykernel.kernelapp", "numpy"),
-                {"data/shipped.txt": host["shipped"]}, True, **kwargs)
+                {"data/shipped.txt": host["shipped"]}, BUBBLEWRAP, **kwargs)
     slot.start()
     slot._test_root = root
     return slot

@@ -1,4 +1,4 @@
-"""dlcourse.torch_utils: device, CPU budget, loaders over the course's arrays, training loop, checkpoints, guards."""
+"""dlcourse.torch_utils (device, CPU budget, loaders, training loop, checkpoints) and its test-cell guards."""
 
 from __future__ import annotations
 
@@ -12,9 +12,10 @@ from torch import nn
 
 from dlcourse import torch_utils
 from dlcourse.torch_utils import (
-    FASHION_MNIST_MEAN, FASHION_MNIST_STD, History, fit, get_device, image_tensors, limited_threads,
-    load_checkpoint, make_loader, predict, save_checkpoint, training_budget, without_training_helpers,
+    FASHION_MNIST_MEAN, FASHION_MNIST_STD, History, fit, get_device, image_tensors, load_checkpoint, make_loader,
+    predict, save_checkpoint, training_budget,
 )
+from dlcourse.testing import limited_threads, without_training_helpers
 
 
 def blobs(n=240, seed=0):

@@ -14,7 +14,7 @@ import pytest
 
 from autograder import trusted_runner as runner
 from autograder.repair import Reference, restore_grade_metadata
-from autograder.verdict import AGENT
+from autograder.verdict import agent_source
 
 
 class DirectChannel:
@@ -22,7 +22,7 @@ class DirectChannel:
 
     def __init__(self, namespace: dict):
         self.namespace = namespace
-        exec(compile(AGENT.read_text(encoding="utf-8"), "kernel_side", "exec"), namespace)
+        exec(compile(agent_source(), "kernel_side", "exec"), namespace)
         self.reply = None
 
     def send(self, message: dict) -> None:
@@ -368,3 +368,24 @@ def test_course_helpers_run_in_the_kernel_on_the_students_objects(kernel):
     assert torch.allclose(trained["bias"], reference["bias"] - 0.5)
     assert torch.allclose(trained["weight"], reference["weight"] - 0.5)
     assert namespace["describe_module"](mine)["n_parameters"] == 3
+
+
+def test_codec_imports_only_what_the_kernel_has():
+    """Does the data format's module (whose text runs in the student's kernel) import only the standard library and
+    NumPy at module level, and torch only inside functions?"""
+    import ast
+    import sys
+
+    from autograder.verdict import CODEC
+
+    tree = ast.parse(CODEC.read_text(encoding="utf-8"))
+    top = set()
+    for node in tree.body:
+        if isinstance(node, ast.Import):
+            top.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            top.add((node.module or "").split(".")[0])
+    assert top and all(name in sys.stdlib_module_names or name == "numpy" for name in top), top
+    inner = {alias.name for node in ast.walk(tree) if isinstance(node, (ast.Import, ast.ImportFrom))
+             for alias in node.names} - top
+    assert inner <= {"torch"}, inner

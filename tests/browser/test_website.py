@@ -17,7 +17,7 @@ import nbformat
 import pytest
 
 from autograder.release import needs_gpu
-from dlcourse.course import load_config
+from autograder.course import load_config
 
 pytestmark = [pytest.mark.browser, pytest.mark.book]
 

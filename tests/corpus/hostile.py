@@ -277,3 +277,39 @@ def numpy_hostile_cases(assignment: str) -> list[tuple[str, str, nbformat.Notebo
         nb.cells[_cell(nb, first)].source += "\n" + code
         cases.append((student, why, nb, True))
     return cases
+
+
+# ---- 04-numpy-net: editing the data the test scores against ----------------------------------------------------
+# A train_mlp that does not train, reports a falling loss and accuracy 1.0, and makes that accuracy true by writing
+# its predictions into y_val from its second call on (the first is the one whose inputs the visible test guards):
+# the test's own validation labels, which the trusted runner syncs back from the kernel (in-place changes of
+# arguments are applied to the trusted copies, as sgd_step needs), so later checks would score against them. Its
+# baseline is the same code writing them into a copy of y_val: the inputs untouched. Editing the inputs must not
+# score more than that.
+_NO_TRAINING = '''_CALLS = []
+def train_mlp(X_train, y_train, X_val, y_val, layer_sizes, lr, epochs, batch_size, seed=0):
+    _CALLS.append(1)
+    params = init_params(layer_sizes, seed)
+    out = X_val
+    for k in range(1, len(params) // 2 + 1):
+        out = out @ params[f"W{k}"] + params[f"b{k}"]
+        out = np.maximum(out, 0) if k < len(params) // 2 else out
+    predicted = out.argmax(axis=1)
+    labels = %s
+    labels[...] = predicted
+    history = {"train_loss": [1.0 / (epoch + 1) for epoch in range(epochs)],
+               "val_acc": [float(np.mean(predicted == labels))] * epochs}
+    return params, history'''
+Y_VAL_EDITS = {"cheat-edits-y-val": ("train_mlp untrained, its predictions written into the test's y_val "
+                                     "(from its 2nd call)",
+                                     _NO_TRAINING % "y_val if len(_CALLS) > 1 else y_val.copy()"),
+               "baseline-y-val-copy": ("the same, its predictions written into a copy of y_val",
+                                       _NO_TRAINING % "y_val.copy()")}
+
+
+def y_val_edit_cases() -> list[tuple[str, str, nbformat.NotebookNode]]:
+    """``(student, why, notebook)``: 04's honest part with train_mlp replaced by the y_val cheat and its baseline."""
+    from autograder.notebooks import build_submission
+
+    return [(student, why, build_submission("04-numpy-net", {"train_mlp": code}))
+            for student, (why, code) in Y_VAL_EDITS.items()]

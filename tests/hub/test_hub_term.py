@@ -27,7 +27,7 @@ from playwright.sync_api import BrowserContext, Page, expect, sync_playwright
 from answers import ASSIGNMENT, NOTEBOOK, ROOT, answered
 from hubtools import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, Account, Hub, _git
 from hubtools import hub  # noqa: F401 (the fixture: accounts, git daemon, hub and proxy, all removed afterwards)
-from dlcourse.course import load_config
+from autograder.course import load_config
 
 pytestmark = [pytest.mark.hub, pytest.mark.browser, pytest.mark.grading]
 CHAPTER = "book/02-loss-functions.ipynb"
@@ -53,7 +53,7 @@ def autograder(hub: Hub, *args: str) -> str:
 
 
 def hub_link(hub: Hub, path: str) -> str:
-    """The website's JupyterHub link (dlcourse.course, from _config.yml) with this test's hub and repository."""
+    """The website's JupyterHub link (autograder.course, from _config.yml) with this test's hub and repository."""
     from dataclasses import replace
 
     branch = _git("symbolic-ref", "--short", "HEAD", cwd=hub.repo).strip()
