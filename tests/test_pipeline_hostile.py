@@ -274,9 +274,10 @@ def test_torch_cheats_score_only_their_honest_part(assignment, user, tmp_path):
     user and by an ordinary one (``unshare --user``), nothing outside the grading folder changing?"""
     prefix = _ordinary_user_prefix() if user == "ordinary" else []
     submissions = tmp_path / "submissions"
-    cases = write_torch_hostile(assignment, submissions)
-    rows, result, env = _grade_assignment(assignment, submissions, tmp_path, prefix, LIMITS)
     spec = TORCH_ASSIGNMENTS[assignment]
+    # As an ordinary user, where the spec names them, the controls and the cheats aimed at the exercise's own code.
+    cases = write_torch_hostile(assignment, submissions, spec.get("as_user") if prefix else None)
+    rows, result, env = _grade_assignment(assignment, submissions, tmp_path, prefix, LIMITS)
     _check_scores(cases, rows, result, spec["points"], spec["honest"])
     if prefix:   # the feedback is made on the host, the same for both users
         return
@@ -298,32 +299,3 @@ def test_torch_cheats_score_only_their_honest_part(assignment, user, tmp_path):
         assert "A <b>hidden test</b> of <code>test_LinearFunction_backward</code> failed" in pages["hidden-failure"]
         assert "dx for x of shape (5, 4), W of shape (4, 4) (compared with PyTorch&#x27;s autograd of x @ W + b) is " \
                "wrong" in pages["hidden-failure"]
-
-
-def test_debugging_cheats_as_an_ordinary_user(tmp_path):
-    """09-debugging's hostile batch (its controls and the cheats aimed at its own helpers and tensors) graded by a
-    non-root grader (emulated: root mapped to uid 1000 in a user namespace): does every cheat still score, test by
-    test, its honest part, and the honest control full marks?"""
-    if os.geteuid() != 0:
-        pytest.skip("already running as an ordinary user: test_torch_cheats_score_only_their_honest_part covered it")
-    probe = subprocess.run(["unshare", "--user", "--map-user=1000", "--map-group=1000", "true"],
-                           capture_output=True, text=True) if shutil.which("unshare") else None
-    if probe is None or probe.returncode != 0:
-        pytest.skip(f"unshare --user is not available here: {probe.stderr.strip() if probe else 'no unshare'}")
-    assignment = "09-debugging"
-    submissions = tmp_path / "submissions"
-    cases = write_torch_hostile(assignment, submissions, TORCH_ASSIGNMENTS[assignment]["as_user"])
-    env = dict(os.environ, DLCOURSE_GRADING_DIR=str(tmp_path / "grading"),
-               PATH=str(ROOT / ".venv" / "bin") + os.pathsep + os.environ.get("PATH", ""))
-    result = subprocess.run(["unshare", "--user", "--map-user=1000", "--map-group=1000", sys.executable, "-m",
-                             "autograder", "grade", assignment, str(submissions), "--output",
-                             str(tmp_path / "grades.csv"), *LIMITS], cwd=ROOT, env=env, text=True,
-                            capture_output=True, timeout=1200)
-    rows = {}
-    if (tmp_path / "grades.csv").is_file():
-        with (tmp_path / "grades.csv").open(newline="") as handle:
-            rows = {row["student_id"]: row for row in csv.DictReader(handle)}
-    if result.returncode != 0 and "bubblewrap" in result.stderr and not rows:
-        pytest.skip(f"the sandbox cannot start for an ordinary user here: {result.stderr[-500:]}")
-    spec = TORCH_ASSIGNMENTS[assignment]
-    _check_scores(cases, rows, result, spec["points"], spec["honest"])
