@@ -53,7 +53,8 @@ ACTIVE_GUARDS: list[str] = []
 # test checks them here against references it computes itself. Inside a ``with`` block of ``limited_threads`` or
 # ``without_training_helpers`` every call runs in the kernel inside the same context.
 KERNEL_CALLS = frozenset({"student_side", "function_gradients", "parameter_gradients", "describe_module",
-                          "train_fashion_mnist", "seconds_per_batch", "recording_loader"})
+                          "train_fashion_mnist", "seconds_per_batch", "recording_loader",
+                          "state_of", "gradients_of", "train_on_batch"})   # the last three: 09-debugging
 KERNEL_GUARDS.update({"without_training_helpers": "context", "limited_threads": "context"})
 MAX_MESSAGE = 400
 MAX_ANSWER = 96 * 2**20

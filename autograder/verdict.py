@@ -41,11 +41,12 @@ from autograder.notebooks import is_answer, is_test, nbgrader_meta
 # given data"); 04's Fashion-MNIST arrays come from a given cell that both sides run, and are never sent. In 05
 # and 06 (PyTorch objects) tensors cross as data, models and loaders stay in the kernel behind handles, and the
 # helpers of dlcourse.torch_testing run there on the student's objects (trusted_runner.KERNEL_CALLS), returning
-# outputs, gradients and parameters that the test checks here. 10's hidden test must run here: it scores the
-# student's predictions on held-out labels (autograder.heldout). 09-debugging still runs its test cells in the
-# student's kernel, where the verdict is best-effort (README, "Grade").
+# outputs, gradients and parameters that the test checks here. 09-debugging too: its tests keep their models in
+# the kernel (student_side) and read back what the student's code left there (state_of, gradients_of) to compare
+# with references of their own; the mode evaluate leaves a model in is read from the kernel. 10's hidden test must
+# run here: it scores the student's predictions on held-out labels (autograder.heldout).
 TRUSTED_ASSIGNMENTS = frozenset({"01-losses", "02-gradient-descent", "03-backprop", "04-numpy-net", "05-pytorch",
-                                 "06-cnn", "07-optimizers", "08-regularization", "10-capstone"})
+                                 "06-cnn", "07-optimizers", "08-regularization", "09-debugging", "10-capstone"})
 AGENT = Path(__file__).with_name("kernel_side.py")
 CODEC = Path(__file__).with_name("codec.py")
 RUNNER = Path(__file__).with_name("trusted_runner.py")

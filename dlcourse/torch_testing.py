@@ -18,6 +18,9 @@ other, and a submission that changes them only changes its own result.
 * :func:`train_fashion_mnist` trains a fresh model of the student's class with the course's :func:`fit`; the
   test then measures it with :func:`accuracy_of` on validation images and labels of its own.
 * :func:`seconds_per_batch` times training steps (a best-effort guard of the grader's time).
+* :func:`state_of` and :func:`gradients_of` read back what the student's code left in a model (its parameters and
+  buffers, its gradients) as tensors, which the test compares with a reference computed on its own copy;
+  :func:`train_on_batch` runs the chapter's "overfit one batch" loop on the student's model where it lives.
 
 Rules that can only be checked inside the student's process (e.g. ``forbid_autograd``: no autograd call inside a
 hand-written backward) are best-effort there: the grader flags them as such. This module holds no solution.
@@ -35,7 +38,8 @@ from torch import nn
 from dlcourse.testing import assert_shape
 
 __all__ = ["student_side", "function_gradients", "parameter_gradients", "describe_module", "Recorder",
-           "train_fashion_mnist", "accuracy_of", "seconds_per_batch"]
+           "train_fashion_mnist", "accuracy_of", "seconds_per_batch", "state_of", "gradients_of",
+           "train_on_batch"]
 
 
 def student_side(obj: Any) -> Any:
@@ -190,3 +194,31 @@ def seconds_per_batch(model: nn.Module, batches: list, device=None) -> float:
         fit(model, [batch], optimizer, epochs=1, device=device, show_progress=False)
         times.append(time.perf_counter() - start)
     return min(times[1:] or times)
+
+
+def state_of(model: nn.Module) -> dict:
+    """The parameters and buffers of ``model`` (its ``state_dict``) as a plain dict of detached tensor copies.
+
+    A test loads them into a copy of its own (``reference.load_state_dict(state_of(model))``) to measure what the
+    student's code left in the model (weights, running statistics) with its own computations.
+    """
+    return {name: value.detach().clone() for name, value in model.state_dict().items()}
+
+
+def gradients_of(model: nn.Module) -> dict:
+    """The ``.grad`` of every named parameter of ``model`` (a detached copy; None where there is none)."""
+    return {name: None if p.grad is None else p.grad.detach().clone() for name, p in model.named_parameters()}
+
+
+def train_on_batch(model: nn.Module, inputs: torch.Tensor, labels: torch.Tensor, *, steps: int,
+                   lr: float) -> None:
+    """Train ``model`` on the one batch ``(inputs, labels)``: ``steps`` steps of Adam with learning rate ``lr`` on
+    ``F.cross_entropy(model(inputs), labels)`` (the chapter's first sanity check: a network can overfit a small
+    batch). The test then asks the model for its logits on the batch and computes the loss itself."""
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    model.train()
+    for _ in range(steps):
+        loss = nn.functional.cross_entropy(model(inputs), labels)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()

@@ -274,9 +274,10 @@ def test_torch_cheats_score_only_their_honest_part(assignment, user, tmp_path):
     user and by an ordinary one (``unshare --user``), nothing outside the grading folder changing?"""
     prefix = _ordinary_user_prefix() if user == "ordinary" else []
     submissions = tmp_path / "submissions"
-    cases = write_torch_hostile(assignment, submissions)
-    rows, result, env = _grade_assignment(assignment, submissions, tmp_path, prefix, LIMITS)
     spec = TORCH_ASSIGNMENTS[assignment]
+    # As an ordinary user, where the spec names them, the controls and the cheats aimed at the exercise's own code.
+    cases = write_torch_hostile(assignment, submissions, spec.get("as_user") if prefix else None)
+    rows, result, env = _grade_assignment(assignment, submissions, tmp_path, prefix, LIMITS)
     _check_scores(cases, rows, result, spec["points"], spec["honest"])
     if prefix:   # the feedback is made on the host, the same for both users
         return
@@ -291,6 +292,9 @@ def test_torch_cheats_score_only_their_honest_part(assignment, user, tmp_path):
         own = (submissions / student / spec["notebook"]).read_text(errors="replace")
         leaked = [line for line in secret if line in page and line not in own]
         assert not leaked, f"{student}: hidden test lines in the feedback: {leaked[:3]}"
+    if "cheat-leak-source" in pages:   # an exception raised in the kernel carrying encoded source: never shown
+        leak = pages["cheat-leak-source"]
+        assert not re.search(r"ENCODED:[A-Za-z0-9+/=]{20,}", leak) and not re.search(r"[A-Za-z0-9+/=]{80,}", leak)
     if "hidden-failure" in pages:
         assert "A <b>hidden test</b> of <code>test_LinearFunction_backward</code> failed" in pages["hidden-failure"]
         assert "dx for x of shape (5, 4), W of shape (4, 4) (compared with PyTorch&#x27;s autograd of x @ W + b) is " \

@@ -152,3 +152,32 @@ def test_an_interrupted_run_loses_no_result_and_resumes(tmp_path):
     assert f"{len(done)} submissions unchanged" in again.stderr
     assert {p.name: p.stat().st_mtime_ns for p in results.glob("s*.json") if p.name in done} == done
     assert len(list(results.glob("s*.json"))) == len(submissions)
+
+
+def test_debugging_scores_equal_stock_nbgrader_autograde(tmp_path):
+    """09-debugging, graded by the trusted runner (its tests keep their models in the kernel with student_side and
+    read back weights, gradients and statistics with state_of and gradients_of): does every test cell score what
+    stock `nbgrader autograde`, running the same cells in the student's kernel, gives it? The solution, and one
+    submission with four bugs whose checks go through each way back from the kernel (each test uses only its own
+    function): the mode evaluate leaves a model in, gradients read back, partial credit on weights read back, an MLP
+    whose logits are cut at 0."""
+    assignment, notebook = "09-debugging", "debugging.ipynb"
+    mutants = ROOT / "tests" / "mutants" / assignment
+    bugs = {}
+    for bug in ("evaluate_leaves_eval_mode", "train_step_zero_grad_after_backward", "init_weights_pytorch_default",
+                "mlp_relu_on_logits"):
+        bugs.update(split_mutant(mutants / f"{bug}.py")[1])
+    submissions = {"correct": build_submission(assignment), "four-bugs": build_submission(assignment, bugs)}
+    write(tmp_path / "in", submissions, notebook)
+    ours = dict(os.environ, DLCOURSE_GRADING_DIR=str(tmp_path / "ours"))
+    result = run_autograder("grade", assignment, str(tmp_path / "in"), env=ours)
+    assert result.returncode == 0, result.stderr[-3000:]
+    expected = stock_scores(tmp_path, sorted(submissions), assignment, notebook)
+    assert len(expected) == 5 * len(submissions)
+    assert sum(score for (student, _), score in expected.items() if student == "correct") == 10
+    assert expected[("four-bugs", "test_make_loader")] == 2
+    assert 0 < expected[("four-bugs", "test_evaluate")] < 2   # partial credit
+    assert expected[("four-bugs", "test_train_step")] == 0
+    assert 0 < expected[("four-bugs", "test_init_weights")] < 2
+    assert 0 < expected[("four-bugs", "test_MLP")] < 2
+    assert cell_scores(tmp_path / "ours" / "gradebook.db", assignment) == expected

@@ -7,8 +7,8 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from dlcourse.torch_testing import (Recorder, accuracy_of, describe_module, function_gradients, parameter_gradients,
-                                    student_side)
+from dlcourse.torch_testing import (Recorder, accuracy_of, describe_module, function_gradients, gradients_of,
+                                    parameter_gradients, state_of, student_side, train_on_batch)
 
 
 class Linear(torch.autograd.Function):
@@ -75,3 +75,28 @@ def test_accuracy_of_counts_examples_and_checks_the_logits_shape():
         assert "logits of your model" in str(error)
     else:
         raise AssertionError("a wrong number of logits must fail")
+
+
+def test_state_gradients_and_one_batch_training_read_back_what_a_model_holds():
+    """09-debugging's helpers: state_of gives detached copies of parameters and buffers (a plain dict, which crosses
+    to the grader as data), gradients_of the .grad of each parameter, train_on_batch overfits one batch."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(3, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 2))
+    state = state_of(model)
+    assert type(state) is dict and set(state) == set(model.state_dict())
+    assert "1.running_mean" in state and not state["0.weight"].requires_grad
+    state["0.weight"].zero_()
+    assert model[0].weight.abs().sum() > 0, "a copy: changing it leaves the model alone"
+    assert gradients_of(model) == {name: None for name, _ in model.named_parameters()}
+    x, y = torch.randn(16, 3), torch.randint(0, 2, (16,))
+    nn.functional.cross_entropy(model(x), y).backward()
+    grads = gradients_of(model)
+    assert torch.equal(grads["3.bias"], model[3].bias.grad) and grads["3.bias"] is not model[3].bias.grad
+    copy = nn.Sequential(nn.Linear(3, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 2))
+    copy.load_state_dict(state_of(model))
+    model.eval(), copy.eval()
+    assert torch.equal(copy(x), model(x))
+    before = nn.functional.cross_entropy(model(x), y).item()
+    assert train_on_batch(model, x, y, steps=40, lr=0.05) is None
+    model.eval()
+    assert nn.functional.cross_entropy(model(x), y).item() < min(0.1, before)
