@@ -41,10 +41,20 @@ def grading_env(tmp_path: Path) -> dict[str, str]:
     return env
 
 
-def run_autograder(*args: str, env: dict[str, str], timeout: float = 1800) -> subprocess.CompletedProcess:
-    """Run the autograder command line from the repository root, as an instructor would."""
-    return subprocess.run([sys.executable, "-m", "autograder", *args], cwd=ROOT, env=env, text=True,
+def run_autograder(*args: str, env: dict[str, str], timeout: float = 1800,
+                   cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    """Run the autograder command line from the course root (the repository's, or ``fixture_course``), as an
+    instructor would."""
+    return subprocess.run([sys.executable, "-m", "autograder", *args], cwd=cwd, env=env, text=True,
                           capture_output=True, timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def fixture_course(tmp_path_factory) -> Path:
+    """A course root holding only the frozen fixture assignment of tests/fixtures/, released (one per worker)."""
+    from fixtures import make_course
+
+    return make_course(tmp_path_factory.mktemp("fixture-course") / "course")
 
 
 @pytest.fixture(scope="session")

@@ -15,11 +15,10 @@ import pytest
 
 from autograder.notebooks import build_submission
 from conftest import ROOT, run_autograder
+from fixtures import ASSIGNMENT, FULL, HIDDEN_ONLY, NOTEBOOK, POINTS, WRONG
 from test_assignments import split_mutant
 
 pytestmark = pytest.mark.grading
-ASSIGNMENT = "01-losses"
-NOTEBOOK = "losses.ipynb"
 
 
 def write(folder: Path, submissions: dict[str, nbformat.NotebookNode], notebook: str = NOTEBOOK) -> None:
@@ -28,15 +27,14 @@ def write(folder: Path, submissions: dict[str, nbformat.NotebookNode], notebook:
         nbformat.write(nb, folder / student / notebook)
 
 
-def well_formed() -> dict[str, nbformat.NotebookNode]:
-    """Submissions stock nbgrader grades correctly: right, blank, and wrong in visible and in hidden tests, some
-    of them with partial credit in a cell."""
-    mutants = ROOT / "tests" / "mutants" / ASSIGNMENT
+def well_formed(course: Path) -> dict[str, nbformat.NotebookNode]:
+    """Submissions of the fixture assignment (tests/fixtures) that stock nbgrader grades correctly: right, blank,
+    and wrong in a visible and in a hidden test, the latter with partial credit in a cell."""
     return {
-        "correct": build_submission(ASSIGNMENT),
-        "blank": nbformat.read(ROOT / "exercises" / ASSIGNMENT / NOTEBOOK, as_version=4),
-        "mae-squared": build_submission(ASSIGNMENT, split_mutant(mutants / "mae_squared.py")[1]),
-        "softmax-unstable": build_submission(ASSIGNMENT, split_mutant(mutants / "softmax_unstable.py")[1]),
+        "correct": build_submission(ASSIGNMENT, root=course),
+        "blank": nbformat.read(course / "exercises" / ASSIGNMENT / NOTEBOOK, as_version=4),
+        "wrong-visible": build_submission(ASSIGNMENT, WRONG, root=course),
+        "wrong-hidden": build_submission(ASSIGNMENT, HIDDEN_ONLY, root=course),
     }
 
 
@@ -46,34 +44,36 @@ def cell_scores(db: Path, assignment: str = ASSIGNMENT) -> dict[tuple[str, str],
     with Gradebook(f"sqlite:///{db}") as gradebook:
         return {(s.student.id, g.name): float(g.auto_score)
                 for s in gradebook.find_assignment(assignment).submissions
-                for n in s.notebooks for g in n.grades if g.max_score}
+                for n in s.notebooks for g in n.grades if g.max_score and g.cell_type == "code"}   # autograded cells
 
 
-def test_scores_equal_stock_nbgrader_autograde(tmp_path):
+def test_scores_equal_stock_nbgrader_autograde(tmp_path, fixture_course):
     """Does every test cell of well-formed submissions score what sequential `nbgrader autograde` gives it?"""
-    submissions = well_formed()
+    submissions = well_formed(fixture_course)
     write(tmp_path / "in", submissions)
     ours = dict(os.environ, DLCOURSE_GRADING_DIR=str(tmp_path / "ours"))
-    result = run_autograder("grade", ASSIGNMENT, str(tmp_path / "in"), env=ours)
+    result = run_autograder("grade", ASSIGNMENT, str(tmp_path / "in"), env=ours, cwd=fixture_course)
     assert result.returncode == 0, result.stderr[-3000:]
 
-    expected = stock_scores(tmp_path, sorted(submissions))
-    assert len(expected) == 7 * len(submissions)
-    assert 0 < sum(expected.values()) < 15 * len(submissions)   # the cases differ: some tests fail
-    # Partial credit (dlcourse.testing.Checks): the unstable softmax fails only the check of huge logits.
-    assert 0 < expected[("softmax-unstable", "test_softmax")] < 3
-    assert expected[("softmax-unstable", "test_cross_entropy_grad")] == 3   # its softmax bug is charged once
+    expected = stock_scores(tmp_path, sorted(submissions), root=fixture_course)
+    assert len(expected) == len(POINTS) * len(submissions)
+    assert 0 < sum(expected.values()) < FULL * len(submissions)   # the cases differ: some tests fail
+    # Partial credit (dlcourse.testing.Checks): the wrong double fails only the hidden check of negative numbers.
+    assert 0 < expected[("wrong-hidden", "test_double")] < POINTS["test_double"]
+    assert expected[("wrong-visible", "test_halve")] == 0
+    assert expected[("wrong-visible", "test_double")] == POINTS["test_double"]   # one bug costs its own test only
     assert cell_scores(tmp_path / "ours" / "gradebook.db") == expected
 
 
 def stock_scores(tmp_path: Path, students: list[str], assignment: str = ASSIGNMENT,
-                 notebook: str = NOTEBOOK) -> dict[tuple[str, str], float]:
-    """Stock nbgrader: its own API, one student after the other, on a gradebook of its own."""
+                 notebook: str = NOTEBOOK, root: Path = ROOT) -> dict[tuple[str, str], float]:
+    """Stock nbgrader: its own API, one student after the other, on a gradebook of its own, in the course
+    ``root`` (the repository, or ``fixture_course``)."""
     stock_dir = tmp_path / "stock"
     script = f"""
 import os, shutil, sys
 os.environ["DLCOURSE_GRADING_DIR"] = {str(stock_dir)!r}
-sys.path.insert(0, {str(ROOT)!r})
+sys.path.insert(0, {str(root)!r})
 from autograder.nbgrader_api import check, grading_dir, load_config, make_api
 config = load_config()
 config.CourseDirectory.release_directory = str(grading_dir(config) / "release")
@@ -86,7 +86,7 @@ for student in {students!r}:
     check(api.autograde({assignment!r}, student, force=True, create=True), f"autograde {{student}}")
 """
     env = dict(os.environ, PATH=str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", ""))
-    stock = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True)
+    stock = subprocess.run([sys.executable, "-c", script], cwd=root, env=env, capture_output=True, text=True)
     assert stock.returncode == 0, stock.stderr[-3000:]
     return cell_scores(stock_dir / "gradebook.db", assignment)
 
@@ -119,16 +119,16 @@ def test_pytorch_scores_equal_stock_nbgrader_autograde(tmp_path):
     assert cell_scores(tmp_path / "ours" / "gradebook.db", assignment) == expected
 
 
-def test_an_interrupted_run_loses_no_result_and_resumes(tmp_path):
+def test_an_interrupted_run_loses_no_result_and_resumes(tmp_path, fixture_course):
     """After Ctrl-C in the middle of a batch, are the finished results intact, no sandbox left, and does the next
     run grade only what is missing?"""
-    submissions = {f"s{i}": build_submission(ASSIGNMENT) for i in range(5)}
+    submissions = {f"s{i}": build_submission(ASSIGNMENT, root=fixture_course) for i in range(5)}
     write(tmp_path / "in", submissions)
     grading = tmp_path / "grading"
     env = dict(os.environ, DLCOURSE_GRADING_DIR=str(grading),
                PATH=str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", ""))
     process = subprocess.Popen([sys.executable, "-m", "autograder", "grade", ASSIGNMENT, str(tmp_path / "in"),
-                                "--workers", "1", "--no-progress"], cwd=ROOT, env=env,
+                                "--workers", "1", "--no-progress"], cwd=fixture_course, env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     results = grading / "results" / ASSIGNMENT
     deadline = time.monotonic() + 600
@@ -140,14 +140,14 @@ def test_an_interrupted_run_loses_no_result_and_resumes(tmp_path):
     assert done, stderr[-3000:]
     assert len(done) < len(submissions), "the run was to be interrupted before the end"
     for path in results.glob("s*.json"):
-        assert json.loads(path.read_text())["score"] == 15   # complete records only
+        assert json.loads(path.read_text())["score"] == FULL   # complete records only
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
             cwd = os.readlink(f"/proc/{pid}/cwd")
         except OSError:
             continue
         assert not (cwd.endswith("(deleted)") and "/sandbox/" in cwd), f"process {pid} survived in {cwd}"
-    again = run_autograder("grade", ASSIGNMENT, "--workers", "1", env=env)
+    again = run_autograder("grade", ASSIGNMENT, "--workers", "1", env=env, cwd=fixture_course)
     assert again.returncode == 0, again.stderr[-3000:]
     assert f"{len(done)} submissions unchanged" in again.stderr
     assert {p.name: p.stat().st_mtime_ns for p in results.glob("s*.json") if p.name in done} == done
