@@ -16,7 +16,7 @@ import nbformat
 import pytest
 
 from autograder.collect import collect
-from autograder.notebooks import build_submission
+from autograder.notebooks import build_submission, is_answer
 from conftest import ROOT, run_autograder
 
 ASSIGNMENT = "01-losses"
@@ -26,7 +26,8 @@ OTHER = ROOT / "exercises" / "02-gradient-descent" / "gradient_descent.ipynb"
 def notebook(marker: str) -> bytes:
     """A distinct, valid submission: the marker is a comment in the first answer cell."""
     nb = build_submission(ASSIGNMENT)
-    nb.cells[4].source = f"# {marker}\n" + nb.cells[4].source
+    answer = next(cell for cell in nb.cells if is_answer(cell))
+    answer.source = f"# {marker}\n" + answer.source
     return nbformat.writes(nb).encode()
 
 

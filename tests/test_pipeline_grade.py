@@ -20,7 +20,7 @@ from autograder.feedback import hidden_lines
 from autograder.export import NBGRADER_COLUMNS
 from autograder.sandbox import bubblewrap_works, processes_can_be_limited
 from conftest import ROOT, run_autograder
-from corpus import ASSIGNMENT, NOTEBOOK, POINTS, write_submissions
+from corpus import ASSIGNMENT, FULL, NOTEBOOK, POINTS, losing, write_submissions
 
 # One worker runs every test of this module (pytest-xdist), so that the graded batch of `batch` is made once.
 pytestmark = [pytest.mark.grading, pytest.mark.xdist_group("pipeline_grade")]
@@ -67,7 +67,7 @@ def test_every_submission_gets_its_expected_score(batch):
     for case in batch["cases"]:
         row = rows[case.student_id]
         assert row["status"] == case.status, f"{case.student_id} ({case.why}): {row}"
-        assert float(row["max_score"]) == 15, row
+        assert float(row["max_score"]) == FULL, row
         if case.isolated and not isolated:
             continue   # without bubblewrap the snooper may read the solutions: see test_sandbox_hides_...
         assert float(row["score"]) == case.score, f"{case.student_id} ({case.why}): {row}"
@@ -119,7 +119,7 @@ def test_runaway_submissions_are_bounded_and_reported(batch):
     assert outcomes["memory-hog"]["test_mse_grad"] == "failed"
     assert "MemoryError" in results["memory-hog"]["notebooks"][0]["tests"][1]["message"]
     if "fork-bomb" in results:
-        assert results["fork-bomb"]["score"] == 15
+        assert results["fork-bomb"]["score"] == FULL
     assert not _orphans(), "sandboxes (and whatever ran in them) must be gone after the run"
 
 
@@ -165,18 +165,19 @@ def test_export_has_nbgrader_columns_per_test_points_and_lms_files(batch):
         assert reader.fieldnames == NBGRADER_COLUMNS + list(POINTS)
         rows = {row["student_id"]: row for row in reader}
     assert set(rows) == set(batch["rows"])
-    assert rows["correct"]["last_name"] == 'Doe, "JD"' and rows["correct"]["score"] == "15"
+    assert rows["correct"]["last_name"] == 'Doe, "JD"' and rows["correct"]["score"] == f"{FULL:g}"
     for student, row in rows.items():
         assert row["score"] == batch["rows"][student]["score"]
         assert all(row[t] == (batch["rows"][student][t] or "0") for t in POINTS), (student, row)
     with (folder / "canvas.csv").open(newline="") as handle:
         canvas = list(csv.reader(handle))
     assert canvas[0] == ["Student", "ID", "SIS User ID", "SIS Login ID", "Section", "Losses (123)"]
-    assert canvas[1][0].strip() == "Points Possible" and canvas[1][-1] == "15"
-    assert ['Doe, "JD", Jane', "", "", "correct", "", "15"] in canvas
+    assert canvas[1][0].strip() == "Points Possible" and canvas[1][-1] == f"{FULL:g}"
+    assert ['Doe, "JD", Jane', "", "", "correct", "", f"{FULL:g}"] in canvas
     with (folder / "moodle.csv").open(newline="") as handle:
         moodle = {row["Identifier"]: row for row in csv.DictReader(handle)}
-    assert moodle["partial"]["Grade"] == "11" and "test_softmax: failed" in moodle["partial"]["Feedback comments"]
+    assert moodle["partial"]["Grade"] == f"{losing('test_mae_loss', 'test_softmax'):g}"
+    assert "test_softmax: failed" in moodle["partial"]["Feedback comments"]
 
 
 def test_manual_grade_shows_in_both_grades_tables(batch, tmp_path):
@@ -244,4 +245,4 @@ def test_rerun_skips_unchanged_and_regrades_changed(batch):
     assert f"{len(before) - 1} submissions unchanged" in third.stderr
     changed = {p.name for p in results.glob("*.json") if p.stat().st_mtime_ns != before[p.name]}
     assert changed == {"blank.json"}
-    assert re.search(r"^blank\s+15/15\s+graded", third.stdout, re.MULTILINE), third.stdout
+    assert re.search(rf"^blank\s+{FULL:g}/{FULL:g}\s+graded", third.stdout, re.MULTILINE), third.stdout

@@ -1,6 +1,7 @@
 """The grading pipeline's single-purpose steps on their own: repairs, the tampering scan, setting stderr aside.
 
-Nothing here starts a kernel; tests/test_pipeline_grade.py runs the same cases end to end.
+Nothing here starts a kernel; tests/test_pipeline_grade.py runs the same cases end to end. The repairs are tried
+on the frozen fixture assignment (tests/fixtures), the tampering scan on 01-losses (its names are the course's).
 """
 
 from __future__ import annotations
@@ -18,15 +19,24 @@ from autograder.notebooks import build_submission, nbgrader_meta
 from autograder.repair import Reference, Rejected, load_submission, repair
 from autograder.steps import SetAsideStderr
 from autograder.tampering import neutralize, scan
-from conftest import ROOT
+from fixtures import ANSWERS, ASSIGNMENT, NOTEBOOK, POINTS
 from test_assignments import mutant_files, split_mutant
-
-RELEASED = ROOT / "exercises" / "01-losses" / "losses.ipynb"
 
 
 @pytest.fixture(scope="module")
-def reference() -> Reference:
-    return Reference.from_notebook(RELEASED)
+def released(fixture_course):
+    return fixture_course / "exercises" / ASSIGNMENT / NOTEBOOK
+
+
+@pytest.fixture(scope="module")
+def reference(released) -> Reference:
+    return Reference.from_notebook(released)
+
+
+@pytest.fixture
+def submission(fixture_course):
+    """A correct submission of the fixture assignment."""
+    return build_submission(ASSIGNMENT, root=fixture_course)
 
 
 def ids(nb) -> list[str]:
@@ -42,41 +52,45 @@ def test_files_that_are_not_notebooks_are_rejected_with_a_reason(raw, reason):
         load_submission(raw)
 
 
-def test_a_well_formed_submission_needs_no_repair(reference):
+def test_a_well_formed_submission_needs_no_repair(reference, submission):
     """Is a submission straight from the released notebook left exactly as it was?"""
-    nb = build_submission("01-losses")
+    nb = submission
     before = copy.deepcopy(nb)
     assert repair(nb, reference) == []
     assert nb == before
 
 
-def test_duplicates_keep_the_cell_in_its_place(reference):
+def test_duplicates_keep_the_cell_in_its_place(reference, submission):
     """Of a test cell copied above its answer cell, is the copy after the answer the one kept?"""
-    nb = build_submission("01-losses")
-    answer = ids(nb).index("mse_loss")
+    nb = submission
+    name = ANSWERS[0]
+    test = f"test_{name}"
+    assert test in POINTS and ids(nb).index(test) == ids(nb).index(name) + 1   # the fixture's order
+    answer = ids(nb).index(name)
     nb.cells.insert(answer, copy.deepcopy(nb.cells[answer + 1]))    # the test cell, copied above its answer
     done = repair(nb, reference)
     assert any("appeared 2 times" in d for d in done)
-    assert ids(nb).count("test_mse_loss") == 1
-    assert ids(nb).index("test_mse_loss") == ids(nb).index("mse_loss") + 1
+    assert ids(nb).count(test) == 1
+    assert ids(nb).index(test) == ids(nb).index(name) + 1
 
 
-def test_lost_metadata_is_given_back_and_deleted_cells_restored_in_place(reference):
+def test_lost_metadata_is_given_back_and_deleted_cells_restored_in_place(reference, released, submission):
     """Are cells recognised by content, and deleted ones put back where the released notebook has them?"""
-    nb = build_submission("01-losses")
-    del nb.cells[ids(nb).index("cross_entropy_loss")].metadata["nbgrader"]
-    del nb.cells[ids(nb).index("test_softmax")]
-    del nb.cells[ids(nb).index("mae_loss")]
+    nb = submission
+    first, second = ANSWERS[:2]
+    del nb.cells[ids(nb).index(second)].metadata["nbgrader"]
+    del nb.cells[ids(nb).index(f"test_{first}")]
+    del nb.cells[ids(nb).index(first)]
     done = repair(nb, reference)
-    expected = [gid for gid in ids(nbformat.read(RELEASED, as_version=4)) if gid]
+    expected = [gid for gid in ids(nbformat.read(released, as_version=4)) if gid]
     assert [gid for gid in ids(nb) if gid] == expected
-    assert "raise NotImplementedError" in nb.cells[ids(nb).index("mae_loss")].source   # the empty stub
+    assert "raise NotImplementedError" in nb.cells[ids(nb).index(first)].source   # the empty stub
     assert len(done) == 3, done
 
 
-def test_colab_and_kernelspec_repairs(reference):
+def test_colab_and_kernelspec_repairs(reference, submission):
     """Are a Colab save (4.0, no ids, Colab metadata) and a foreign kernel made gradable?"""
-    data = json.loads(nbformat.writes(build_submission("01-losses")))
+    data = json.loads(nbformat.writes(submission))
     data["nbformat_minor"] = 0
     data["metadata"]["kernelspec"] = {"name": "ir", "display_name": "R"}
     for cell in data["cells"]:

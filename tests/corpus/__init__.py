@@ -2,9 +2,9 @@
 
 Each :class:`Case` is one student's submission with the score it must get and why. The notebooks are built in
 a temporary folder from the released notebook and the reference solutions (``autograder.notebooks``), then
-damaged, broken or made hostile the way real submissions are. Points of 01-losses: mse_loss 2, mse_grad 2,
-mae_loss 1, error_rate 1, softmax 3, cross_entropy_loss 3, cross_entropy_grad 3 (15 in all);
-cross_entropy_grad calls the student's softmax, so a wrong softmax costs both.
+damaged, broken or made hostile the way real submissions are. The points of each test cell (:data:`POINTS`) and
+their sum (:data:`FULL`) are read from the source notebook of 01-losses; cross_entropy_grad calls the student's
+softmax, but its test counts a wrong softmax against test_softmax only.
 """
 
 from __future__ import annotations
@@ -17,13 +17,13 @@ from typing import Callable
 
 import nbformat
 
-from autograder.notebooks import build_submission, nbgrader_meta
+from autograder.notebooks import build_submission, nbgrader_meta, source_notebook
 
 ASSIGNMENT = "01-losses"
 NOTEBOOK = "losses.ipynb"
-FULL = 15.0
-POINTS = {"test_mse_loss": 2, "test_mse_grad": 2, "test_mae_loss": 1, "test_error_rate": 1, "test_softmax": 3,
-          "test_cross_entropy_loss": 3, "test_cross_entropy_grad": 3}
+POINTS = {meta["grade_id"]: meta["points"] for meta in map(nbgrader_meta, nbformat.read(
+    source_notebook(ASSIGNMENT), as_version=4).cells) if meta.get("grade") and not meta.get("solution")}
+FULL = float(sum(POINTS.values()))
 
 
 @dataclass
@@ -36,6 +36,11 @@ class Case:
     status: str = "graded"
     flags: tuple[str, ...] = ()             # words that must appear in the submission's flags or reason
     isolated: bool = False                  # the expected score assumes bubblewrap isolation
+
+
+def losing(*tests: str) -> float:
+    """The score of a submission that loses all the points of these test cells and keeps the others."""
+    return FULL - sum(POINTS[test] for test in tests)
 
 
 def _notebook(nb: nbformat.NotebookNode) -> bytes:
@@ -205,7 +210,8 @@ def all_cases(paths: dict[str, Path]) -> list[Case]:
         Case("correct", "the reference solutions", lambda p: _notebook(correct()), FULL),
         Case("blank", "the student notebook as released", _student, 0.0, set(POINTS)),
         Case("partial", "mae_loss squares; softmax normalises along axis 0 and warns on stderr",
-             lambda p: _notebook(correct({"mae_loss": MUTANT_MAE, "softmax": MUTANT_SOFTMAX})), 11.0,
+             lambda p: _notebook(correct({"mae_loss": MUTANT_MAE, "softmax": MUTANT_SOFTMAX})),
+             losing("test_mae_loss", "test_softmax"),
              {"test_mae_loss", "test_softmax"}),   # cross_entropy_grad is right given its softmax: one bug, one test
         Case("hidden-failure", "softmax overflows for huge logits: only a hidden check of test_softmax fails "
              "(partial credit, 6 of its 7 checks; test_cross_entropy_grad is not charged for it)",
@@ -229,25 +235,27 @@ def all_cases(paths: dict[str, Path]) -> list[Case]:
              "rejected", ("not valid JSON",)),
         Case("empty", "an empty file", lambda p: b"", 0.0, set(POINTS), "rejected", ("empty",)),
         Case("endless-loop", "mae_loss never returns: only its test times out", lambda p: _notebook(
-            correct({"mae_loss": ENDLESS})), FULL - 1, {"test_mae_loss"}),
+            correct({"mae_loss": ENDLESS})), losing("test_mae_loss"), {"test_mae_loss"}),
         Case("stubborn-loop", "cross_entropy_grad loops and swallows the interrupt: the kernel is killed",
-             lambda p: _notebook(correct({"cross_entropy_grad": STUBBORN})), FULL - 3, {"test_cross_entropy_grad"},
+             lambda p: _notebook(correct({"cross_entropy_grad": STUBBORN})), losing("test_cross_entropy_grad"),
+             {"test_cross_entropy_grad"},
              flags=("did not stop",)),
         Case("os-exit", "error_rate calls os._exit: the kernel dies, later tests are lost",
-             lambda p: _notebook(correct({"error_rate": EXIT})), 5.0,
+             lambda p: _notebook(correct({"error_rate": EXIT})),
+             losing("test_error_rate", "test_softmax", "test_cross_entropy_loss", "test_cross_entropy_grad"),
              {"test_error_rate", "test_softmax", "test_cross_entropy_loss", "test_cross_entropy_grad"},
              flags=("died",)),
         Case("memory-hog", "mse_grad allocates 100 GiB: MemoryError at the limit, only its test lost",
-             lambda p: _notebook(correct({"mse_grad": MEMORY_HOG})), FULL - 2, {"test_mse_grad"}),
+             lambda p: _notebook(correct({"mse_grad": MEMORY_HOG})), losing("test_mse_grad"), {"test_mse_grad"}),
         Case("fork-bomb", "a fork bomb in a scratch cell after the tests: bounded, killed afterwards",
              _with_cell(FORK_BOMB), FULL),
         Case("snooper", "reads solutions/ and the gradebook, opens a connection; right only if any works",
-             _snooping(paths), FULL - 1, {"test_mae_loss"}, isolated=True),
+             _snooping(paths), losing("test_mae_loss"), {"test_mae_loss"}, isolated=True),
         Case("tamper", "wrong mse_loss hidden behind patched comparison helpers and redefined assertions",
              lambda p: _notebook(correct({"mse_loss": TAMPER})), FULL - 1.25, {"test_mse_loss"},   # partial credit
              flags=("tampering flagged",)),
         Case("leaky", "mse_grad raises with the running test cell's source, hidden tests included",
-             lambda p: _notebook(correct({"mse_grad": LEAKY})), FULL - 2, {"test_mse_grad"}),
+             lambda p: _notebook(correct({"mse_grad": LEAKY})), losing("test_mse_grad"), {"test_mse_grad"}),
     ]
 
 
