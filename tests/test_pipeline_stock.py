@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import signal
@@ -15,7 +16,7 @@ import pytest
 
 from autograder.notebooks import build_submission
 from conftest import ROOT, run_autograder
-from fixtures import ASSIGNMENT, FULL, HIDDEN_ONLY, NOTEBOOK, POINTS, WRONG
+from fixtures import ASSIGNMENT, FULL, HIDDEN_ONLY, MANUAL, NOTEBOOK, POINTS, WRONG
 from test_assignments import split_mutant
 
 pytestmark = pytest.mark.grading
@@ -63,6 +64,10 @@ def test_scores_equal_stock_nbgrader_autograde(tmp_path, fixture_course):
     assert expected[("wrong-visible", "test_halve")] == 0
     assert expected[("wrong-visible", "test_double")] == POINTS["test_double"]   # one bug costs its own test only
     assert cell_scores(tmp_path / "ours" / "gradebook.db") == expected
+    # The manually graded answer counts in the maximum and waits for its grader: the autograder gives none of it.
+    with (tmp_path / "ours" / "grades" / f"{ASSIGNMENT}.csv").open(newline="") as handle:
+        correct = next(row for row in csv.DictReader(handle) if row["student_id"] == "correct")
+    assert float(correct["max_score"]) == FULL + sum(MANUAL.values()) and float(correct["score"]) == FULL
 
 
 def stock_scores(tmp_path: Path, students: list[str], assignment: str = ASSIGNMENT,
