@@ -127,7 +127,10 @@ def test_pytorch_scores_equal_stock_nbgrader_autograde(tmp_path):
 def test_an_interrupted_run_loses_no_result_and_resumes(tmp_path, fixture_course):
     """After Ctrl-C in the middle of a batch, are the finished results intact, no sandbox left, and does the next
     run grade only what is missing?"""
-    submissions = {f"s{i}": build_submission(ASSIGNMENT, root=fixture_course) for i in range(5)}
+    # s0 is graded first and fast; the others take 3 s more each (a correct halve that sleeps), so the interrupt
+    # sent when s0's record appears lands while the batch still runs, however loaded the machine is.
+    slow = {"halve": "import time\n\ndef halve(x):\n    time.sleep(3)\n    return np.asarray(x, dtype=float) / 2"}
+    submissions = {f"s{i}": build_submission(ASSIGNMENT, slow if i else None, root=fixture_course) for i in range(5)}
     write(tmp_path / "in", submissions)
     grading = tmp_path / "grading"
     env = dict(os.environ, DLCOURSE_GRADING_DIR=str(grading),
