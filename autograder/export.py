@@ -63,18 +63,23 @@ def gradebook_rows(assignment: str, layout: Layout | None = None) -> tuple[list[
                                   f"(`python -m autograder grade {assignment}`)") from None
         for submission in sorted(record.submissions, key=lambda s: s.student.id):
             student = submission.student
+            # The total is the sum of the grades read here, not nbgrader's submission.score: that one is read by
+            # an earlier query, and a grade committed in between (formgrader, while `grade` runs) would make the
+            # row's total disagree with its cells.
+            grades = [(f"{notebook.name}:" if len(notebooks) > 1 else "", grade)
+                      for notebook in submission.notebooks for grade in notebook.grades]
+            raw = sum(float(grade.score or 0) for _, grade in grades)
+            penalty = float(submission.late_submission_penalty or 0)
             row = {"assignment": assignment, "duedate": record.duedate or "",
                    "timestamp": submission.timestamp or "", "student_id": student.id,
                    "last_name": student.last_name or "", "first_name": student.first_name or "",
-                   "email": student.email or "", "raw_score": _number(submission.score),
+                   "email": student.email or "", "raw_score": _number(raw),
                    "late_submission_penalty": _number(submission.late_submission_penalty),
-                   "score": _number(submission.score - submission.late_submission_penalty),
+                   "score": _number(raw - penalty),
                    "max_score": _number(submission.max_score)}
-            for notebook in submission.notebooks:
-                prefix = f"{notebook.name}:" if len(notebooks) > 1 else ""
-                for grade in notebook.grades:
-                    if prefix + grade.name in tests:
-                        row[prefix + grade.name] = _number(grade.score)
+            for prefix, grade in grades:
+                if prefix + grade.name in tests:
+                    row[prefix + grade.name] = _number(grade.score)
             rows.append(row)
     return tests, rows
 

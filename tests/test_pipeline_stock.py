@@ -137,7 +137,10 @@ def test_an_interrupted_run_loses_no_result_and_resumes(tmp_path, fixture_course
                PATH=str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", ""))
     process = subprocess.Popen([sys.executable, "-m", "autograder", "grade", ASSIGNMENT, str(tmp_path / "in"),
                                 "--workers", "1", "--no-progress"], cwd=fixture_course, env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               # as in a terminal: a suite started in the background (`make test &`) ignores
+                               # SIGINT, and a child would inherit that
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     results = grading / "results" / ASSIGNMENT
     deadline = time.monotonic() + 600
     while not list(results.glob("s*.json")) and time.monotonic() < deadline and process.poll() is None:
