@@ -124,6 +124,14 @@ def test_pytorch_scores_equal_stock_nbgrader_autograde(tmp_path):
     assert cell_scores(tmp_path / "ours" / "gradebook.db", assignment) == expected
 
 
+def _interruptible() -> None:
+    """In the grader's process before it starts: SIGINT delivered as in a terminal. A suite started in the
+    background (`make test &`) ignores SIGINT, and a test before this one may have blocked it in this worker
+    (the disposition and the mask are inherited)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
 def test_an_interrupted_run_loses_no_result_and_resumes(tmp_path, fixture_course):
     """After Ctrl-C in the middle of a batch, are the finished results intact, no sandbox left, and does the next
     run grade only what is missing?"""
@@ -138,9 +146,7 @@ def test_an_interrupted_run_loses_no_result_and_resumes(tmp_path, fixture_course
     process = subprocess.Popen([sys.executable, "-m", "autograder", "grade", ASSIGNMENT, str(tmp_path / "in"),
                                 "--workers", "1", "--no-progress"], cwd=fixture_course, env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               # as in a terminal: a suite started in the background (`make test &`) ignores
-                               # SIGINT, and a child would inherit that
-                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+                               preexec_fn=_interruptible)
     results = grading / "results" / ASSIGNMENT
     deadline = time.monotonic() + 600
     while not list(results.glob("s*.json")) and time.monotonic() < deadline and process.poll() is None:

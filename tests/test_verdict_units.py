@@ -389,3 +389,23 @@ def test_codec_imports_only_what_the_kernel_has():
     inner = {alias.name for node in ast.walk(tree) if isinstance(node, (ast.Import, ast.ImportFrom))
              for alias in node.names} - top
     assert inner <= {"torch"}, inner
+
+
+def test_str_literal_reads_back_every_repr_and_evaluates_nothing():
+    """Does verdict.str_literal (the kernel's answers, read without the ast module, which CPython 3.11 cannot use
+    from two threads at once) give back every string from its repr, and refuse what is not one string literal?"""
+    import random
+
+    from autograder.verdict import str_literal
+
+    rng = random.Random(0)
+    samples = ["", "it's", 'say "hi"', "both ' and \"", "back\\slash", "\\u20ac as text", "é€𝄞", "\x00\x1f\x7f\x80",
+               "line\nbreak\ttab\r", "\\", "\\'"]
+    for _ in range(2000):
+        samples.append("".join(chr(rng.choice([rng.randrange(0x80), rng.randrange(0x80, 0xD800),
+                                               rng.randrange(0x10000, 0x110000), 0x5C, 0x27, 0x22]))
+                               for _ in range(rng.randrange(20))))
+    assert [s for s in samples if str_literal(repr(s)) != s] == []
+    for text in ["abc", "'unterminated", "'", "42", "b'bytes'", "__import__('os')"]:
+        with pytest.raises(ValueError):
+            str_literal(text)
