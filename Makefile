@@ -21,6 +21,10 @@ $(VENV)/.installed: requirements.txt pyproject.toml .ci/install-system-packages
 	python3 -m venv $(VENV)
 	$(PYTHON) -m pip install --quiet --upgrade pip
 	$(PYTHON) -m pip install --quiet -r requirements.txt
+	# jsonschema imports rfc3987-syntax whenever it is installed (an extra that jupyter-events asks for), and that
+	# compiles 38 grammars: a second of CPU in every process that imports nbformat (each grading run, each nbgrader
+	# step, each test worker). No schema of this stack uses the two formats (iri, iri-reference) it checks.
+	$(PYTHON) -m pip uninstall --quiet --yes rfc3987-syntax
 	touch $@
 
 # Colab's ipywidgets, beside the course's 8.x: tests/test_widget_versions.py puts it first on PYTHONPATH.

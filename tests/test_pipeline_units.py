@@ -14,7 +14,7 @@ import pytest
 from nbgrader.utils import determine_grade
 
 from autograder.outcomes import describe_failure
-from autograder.nbgrader_api import assignments
+from autograder.nbgrader_api import alembic_head, assignments, load_config, make_api
 from autograder.notebooks import build_submission, nbgrader_meta
 from autograder.repair import Reference, Rejected, load_submission, repair
 from autograder.steps import SetAsideStderr
@@ -197,3 +197,25 @@ def test_failures_are_placed_in_the_visible_or_hidden_part():
     assert describe_failure(_test_cell([_error(4)]))[2] is True
     unknown = {"output_type": "error", "ename": "X", "evalue": "", "traceback": []}
     assert describe_failure(_test_cell([unknown]))[2] is True   # unplaceable: treated as hidden
+
+
+def test_new_gradebooks_get_the_revision_nbgrader_itself_reads(tmp_path):
+    """make_api stamps a new gradebook with alembic_head, read in-process: the revision nbgrader's own
+    get_alembic_version (`alembic heads` in a subprocess) gives in a fresh interpreter, and the one a gradebook
+    made after make_api holds."""
+    import subprocess
+    import sys
+
+    import nbgrader.api
+    import sqlalchemy
+
+    stock = subprocess.run([sys.executable, "-c", "from nbgrader.api import get_alembic_version as v; print(v())"],
+                           capture_output=True, text=True, check=True).stdout.strip()
+    assert stock and alembic_head() == stock
+    make_api(load_config())
+    assert nbgrader.api.get_alembic_version is alembic_head
+    db = f"sqlite:///{tmp_path / 'gradebook.db'}"
+    with nbgrader.api.Gradebook(db):
+        pass
+    with sqlalchemy.create_engine(db).connect() as connection:
+        assert connection.execute(sqlalchemy.text("SELECT version_num FROM alembic_version")).scalar() == stock
