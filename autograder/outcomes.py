@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import re
 import time
+import traceback
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -36,18 +37,25 @@ SKIPPED = "not run: grade --skip-training leaves out the tests that train a netw
 
 # -- steps ---------------------------------------------------------------------------------------------------------
 def test_outcomes(ctx: Context, job: Job) -> None:
-    """Score, outcome and first error line of every test cell of every notebook (after step 8)."""
+    """Score, outcome and first error line of every test cell of every scored notebook (after step 8)."""
     from nbgrader.api import Gradebook
 
     for notebook in job.notebooks:
-        with Gradebook(ctx.db_url) as gradebook:
-            notebook.result.tests = test_results(ctx, job.student_id, notebook.result.name, notebook.nb, gradebook)
+        if notebook.scored:
+            with Gradebook(ctx.db_url) as gradebook:
+                notebook.result.tests = test_results(ctx, job.student_id, notebook.result.name, notebook.nb,
+                                                     gradebook)
 
 
 def record(ctx: Context, job: Job) -> None:
     """Step 9: the totals from the gradebook, the status, then the result record saved (the commit point)."""
     from nbgrader.api import Gradebook, MissingEntry
 
+    if job.error and any(n.scored and not n.result.tests for n in job.notebooks):
+        try:   # scoring failed on a later notebook: the ones scored before keep their outcomes
+            test_outcomes(ctx, job)
+        except Exception:
+            traceback.print_exc()
     result = Result(job.student_id, ctx.assignment, key=job.key, notebooks=[n.result for n in job.notebooks])
     with Gradebook(ctx.db_url) as gradebook:
         try:

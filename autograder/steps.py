@@ -41,6 +41,7 @@ class PreparedNotebook:
     name: str
     result: NotebookResult
     nb: NotebookNode | None = None      # None: nothing to execute (missing or rejected)
+    scored: bool = False                # its grades are in the gradebook (step 8, or 0 for a missing one)
 
 
 @dataclass
@@ -275,6 +276,7 @@ def score(ctx: Context, job: Job) -> None:
                     grade.auto_score = 0
                     grade.needs_manual_grade = False
                 gradebook.db.commit()
+            notebook.scored = True
             continue
         nb, resources = notebook.nb, ctx.resources(job.student_id, notebook.name)
         for step in ctx.score_preprocessors:
@@ -287,6 +289,7 @@ def score(ctx: Context, job: Job) -> None:
         stamp = ctx.layout.submitted / job.student_id / ctx.assignment / "timestamp.txt"
         if stamp.is_file():
             shutil.copyfile(stamp, target / "timestamp.txt")
+        notebook.scored = True
 
 
 # -- the order --------------------------------------------------------------------------------------------------

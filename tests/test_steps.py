@@ -46,3 +46,51 @@ def test_a_failing_step_fails_its_submission_only():
     assert bad.error == "prepare failed: ValueError: no such cell" and not good.error
     run_steps(None, bad, (fine,), "execute failed")   # a failed submission runs no further step
     assert ran == ["good"] and bad.error.startswith("prepare failed")
+
+
+def test_a_scoring_failure_keeps_the_outcomes_of_the_notebooks_scored_before(tmp_path, monkeypatch):
+    """A submission of two notebooks whose second one fails in scoring: it is recorded as failed, and the first
+    notebook's test outcomes, read from the gradebook, are in the record (nothing of the second one is)."""
+    from types import SimpleNamespace
+
+    import nbformat
+    import nbgrader.api
+
+    from autograder import steps
+    from autograder.store import NotebookResult
+
+    class Gradebook:   # only the totals that record reads
+        def __init__(self, url):
+            pass
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def find_submission(self, assignment, student):
+            return SimpleNamespace(score=1.0, max_score=4.0, timestamp=None)
+
+    def crash_on_second(nb, resources):
+        if resources["nbgrader"]["notebook"] == "second":
+            raise KeyError("grade_id")
+        return nb, resources
+
+    read, saved = [], []
+    monkeypatch.setattr(nbgrader.api, "Gradebook", Gradebook)
+    monkeypatch.setattr(outcomes, "test_results", lambda ctx, student, name, nb, gradebook: read.append(name)
+                        or [f"outcome of {name}"])
+    monkeypatch.setattr(outcomes, "save_result", saved.append)
+    layout = SimpleNamespace(autograded=tmp_path / "autograded", submitted=tmp_path / "submitted")
+    ctx = SimpleNamespace(assignment="a", db_url="sqlite://", layout=layout, score_preprocessors=[crash_on_second],
+                          resources=lambda student, name: {"nbgrader": {"notebook": name.removesuffix(".ipynb")}})
+    job = Job("s", {}, "k", notebooks=[
+        steps.PreparedNotebook(f"{name}.ipynb", NotebookResult(name), nbformat.v4.new_notebook())
+        for name in ("first", "second")])
+    run_steps(ctx, job, SCORE, "scoring failed")
+    outcomes.record(ctx, job)
+    assert job.error == "scoring failed: KeyError: 'grade_id'"
+    assert read == ["first"] and saved == [job.result] and job.result.status == "failed"
+    assert [n.tests for n in job.result.notebooks] == [["outcome of first"], []]
+    assert (layout.autograded / "s" / "a" / "first.ipynb").is_file()
