@@ -48,22 +48,29 @@ def cell_scores(db: Path, assignment: str = ASSIGNMENT) -> dict[tuple[str, str],
                 for n in s.notebooks for g in n.grades if g.max_score and g.cell_type == "code"}   # autograded cells
 
 
+def ours_and_stock(tmp_path: Path, submissions: dict[str, nbformat.NotebookNode], assignment: str = ASSIGNMENT,
+                   notebook: str = NOTEBOOK, root: Path = ROOT) -> tuple[dict, dict]:
+    """Grade ``submissions`` with `python -m autograder grade`, then with stock nbgrader (:func:`stock_scores`), in
+    the course ``root``: each test cell's score by (student, cell), ours and stock's."""
+    write(tmp_path / "in", submissions, notebook)
+    ours = dict(os.environ, DLCOURSE_GRADING_DIR=str(tmp_path / "ours"))
+    result = run_autograder("grade", assignment, str(tmp_path / "in"), env=ours, cwd=root)
+    assert result.returncode == 0, result.stderr[-3000:]
+    expected = stock_scores(tmp_path, sorted(submissions), assignment, notebook, root)
+    return cell_scores(tmp_path / "ours" / "gradebook.db", assignment), expected
+
+
 def test_scores_equal_stock_nbgrader_autograde(tmp_path, fixture_course):
     """Does every test cell of well-formed submissions score what sequential `nbgrader autograde` gives it?"""
     submissions = well_formed(fixture_course)
-    write(tmp_path / "in", submissions)
-    ours = dict(os.environ, DLCOURSE_GRADING_DIR=str(tmp_path / "ours"))
-    result = run_autograder("grade", ASSIGNMENT, str(tmp_path / "in"), env=ours, cwd=fixture_course)
-    assert result.returncode == 0, result.stderr[-3000:]
-
-    expected = stock_scores(tmp_path, sorted(submissions), root=fixture_course)
+    ours, expected = ours_and_stock(tmp_path, submissions, root=fixture_course)
     assert len(expected) == len(POINTS) * len(submissions)
     assert 0 < sum(expected.values()) < FULL * len(submissions)   # the cases differ: some tests fail
     # Partial credit (dlcourse.testing.Checks): the wrong double fails only the hidden check of negative numbers.
     assert 0 < expected[("wrong-hidden", "test_double")] < POINTS["test_double"]
     assert expected[("wrong-visible", "test_halve")] == 0
     assert expected[("wrong-visible", "test_double")] == POINTS["test_double"]   # one bug costs its own test only
-    assert cell_scores(tmp_path / "ours" / "gradebook.db") == expected
+    assert ours == expected
     # The manually graded answer counts in the maximum and waits for its grader: the autograder gives none of it.
     with (tmp_path / "ours" / "grades" / f"{ASSIGNMENT}.csv").open(newline="") as handle:
         correct = next(row for row in csv.DictReader(handle) if row["student_id"] == "correct")
@@ -112,16 +119,12 @@ def test_pytorch_scores_equal_stock_nbgrader_autograde(tmp_path):
                                          {**stub, **split_mutant(mutants / "train_without_zero_grad.py")[1]}),
         "blank": nbformat.read(ROOT / "exercises" / assignment / notebook, as_version=4),
     }
-    write(tmp_path / "in", submissions, notebook)
-    ours = dict(os.environ, DLCOURSE_GRADING_DIR=str(tmp_path / "ours"))
-    result = run_autograder("grade", assignment, str(tmp_path / "in"), env=ours)
-    assert result.returncode == 0, result.stderr[-3000:]
-    expected = stock_scores(tmp_path, sorted(submissions), assignment, notebook)
+    ours, expected = ours_and_stock(tmp_path, submissions, assignment, notebook)
     assert len(expected) == 6 * len(submissions)
     assert expected[("partial", "test_train_one_epoch")] == 3 and expected[("partial", "test_MLP")] == 0
     assert 0 < expected[("square-w", "test_LinearFunction_backward")] < 3   # partial credit
     assert 0 < expected[("no-zero-grad", "test_train_one_epoch")] < 3
-    assert cell_scores(tmp_path / "ours" / "gradebook.db", assignment) == expected
+    assert ours == expected
 
 
 def _interruptible() -> None:
@@ -185,11 +188,7 @@ def test_debugging_scores_equal_stock_nbgrader_autograde(tmp_path):
                 "mlp_relu_on_logits"):
         bugs.update(split_mutant(mutants / f"{bug}.py")[1])
     submissions = {"correct": build_submission(assignment), "four-bugs": build_submission(assignment, bugs)}
-    write(tmp_path / "in", submissions, notebook)
-    ours = dict(os.environ, DLCOURSE_GRADING_DIR=str(tmp_path / "ours"))
-    result = run_autograder("grade", assignment, str(tmp_path / "in"), env=ours)
-    assert result.returncode == 0, result.stderr[-3000:]
-    expected = stock_scores(tmp_path, sorted(submissions), assignment, notebook)
+    ours, expected = ours_and_stock(tmp_path, submissions, assignment, notebook)
     assert len(expected) == 5 * len(submissions)
     assert sum(score for (student, _), score in expected.items() if student == "correct") == 10
     assert expected[("four-bugs", "test_make_loader")] == 2
@@ -197,4 +196,4 @@ def test_debugging_scores_equal_stock_nbgrader_autograde(tmp_path):
     assert expected[("four-bugs", "test_train_step")] == 0
     assert 0 < expected[("four-bugs", "test_init_weights")] < 2
     assert 0 < expected[("four-bugs", "test_MLP")] < 2
-    assert cell_scores(tmp_path / "ours" / "gradebook.db", assignment) == expected
+    assert ours == expected

@@ -112,16 +112,23 @@ assert_close = lambda *a, **k: None
 assert_shape = lambda *a, **k: None
 assert_scalar = lambda value, *a, **k: 0.0
 '''
-# An exception carrying the calling test cell's source (frames + linecache), compressed and base64-encoded.
-LEAK_ENCODED = '''def mse_grad(y_pred, y):
-    import base64, sys, zlib
+# An exception carrying every source its callers' frames can reach (the calling test cell's, through linecache),
+# compressed and base64-encoded: _leak() below, raised by whichever function of the submission a test calls.
+LEAK_FUNCTION = '''
+import base64 as _b64, zlib as _zlib
+def _leak():
+    import sys
     lines = getattr(sys, "mod" + "ules")["line" + "cache"]
     sources = [str(getattr(getattr(sys, "mod" + "ules")["__main__"], "I" + "n", [""])[-1])]
     frame = getattr(sys, "_get" + "frame")(1)
     while frame is not None:
         sources.append("".join(lines.getlines(frame.f_code.co_filename)) or frame.f_code.co_filename)
         frame = getattr(frame, "f_" + "back")
-    raise AssertionError("ENCODED:" + base64.b64encode(zlib.compress("\\n".join(sources).encode())).decode())
+    raise AssertionError("ENCODED:" + _b64.b64encode(_zlib.compress("\\n".join(sources).encode())).decode())
+'''
+LEAK_ENCODED = LEAK_FUNCTION + '''
+def mse_grad(y_pred, y):
+    _leak()
 '''
 
 CHEATS = {

@@ -16,7 +16,7 @@ import nbformat
 
 from autograder.notebooks import build_submission, nbgrader_meta
 from corpus import Case, _notebook
-from corpus.hostile import POST_RUN_HOOK, PRE_RUN_HOOK, SETTRACE, TRANSFORMER_ALIAS
+from corpus.hostile import LEAK_FUNCTION, POST_RUN_HOOK, PRE_RUN_HOOK, SETTRACE, TRANSFORMER_ALIAS
 
 # Per assignment: its notebook, the points of each test cell, the stubs of the undone work (the tests that must
 # lose points), and the answer cell the cheats are appended to (it runs before every test cell).
@@ -177,17 +177,7 @@ _softmax = _torch.softmax
 _torch.softmax = lambda *a, **k: _softmax(*a, **k).as_subclass(_Liar)
 '''
 # train_step's (defective) code raises an AssertionError carrying every source it can find from its caller's frames.
-LEAK_SOURCE = '''
-import base64 as _b64, zlib as _zlib
-def _leak():
-    import sys
-    lines = getattr(sys, "mod" + "ules")["line" + "cache"]
-    sources = [str(getattr(getattr(sys, "mod" + "ules")["__main__"], "I" + "n", [""])[-1])]
-    frame = getattr(sys, "_get" + "frame")(1)
-    while frame is not None:
-        sources.append("".join(lines.getlines(frame.f_code.co_filename)) or frame.f_code.co_filename)
-        frame = getattr(frame, "f_" + "back")
-    raise AssertionError("ENCODED:" + _b64.b64encode(_zlib.compress("\\n".join(sources).encode())).decode())
+LEAK_SOURCE = LEAK_FUNCTION + '''
 import torch as _torch
 _backward = _torch.Tensor.backward
 def _leaky_backward(self, *a, **k):
