@@ -4,13 +4,14 @@ Clones the repository once per revision into a temporary folder and runs CI's co
 .ci/run``: `make test`, which sets up its own ``.venv`` first), one revision after the other so that they do not
 share the cores. Prints, per revision, the wall-clock seconds of the whole command (setup included), pytest's
 summary line, and the ratio to the first revision. Nothing is asserted: the numbers depend on the machine and its
-load, so run it on an idle machine. Each run takes 15 to 30 minutes on 2 cores.
+load, so run it on an idle machine. Each run took 11 to 15 minutes on 2 cores (2026-11).
 
-Issue 16's target: `make test` at least a third faster than before the redesign (44daaf2, whose `make test` ran
-pytest on one core), with the same assertions (the later suite has more):
+Issue 16's target: `make test` at least a third faster than when the issue was filed (fe2b082: 298 tests, pytest
+on one core), with the same assertions. The suite has grown since (670 tests at a85785b), so the ratio of the two
+whole runs is an upper bound of what the same tests would take:
 
-    .venv/bin/python bench/suite_time.py 44daaf2 HEAD
-    .venv/bin/python bench/suite_time.py 44daaf2 HEAD --keep     # keep the clones and their logs (paths printed)
+    .venv/bin/python bench/suite_time.py fe2b082 HEAD
+    .venv/bin/python bench/suite_time.py fe2b082 HEAD --keep     # keep the clones and their logs (paths printed)
 """
 
 from __future__ import annotations
