@@ -16,14 +16,14 @@ help:
 
 setup: $(VENV)/.installed node_modules/.installed $(VENV)/ipywidgets-7.7.1/.installed
 
+# rfc3987-syntax is removed after the install: jsonschema imports it whenever it is installed (an extra that
+# jupyter-events asks for), and it compiles 38 grammars, a second of CPU in every process that imports nbformat (each
+# grading run, each nbgrader step, each test worker). No schema of this stack uses the formats it checks (iri).
 $(VENV)/.installed: requirements.txt pyproject.toml .ci/install-system-packages
 	bash .ci/install-system-packages
 	python3 -m venv $(VENV)
 	$(PYTHON) -m pip install --quiet --upgrade pip
 	$(PYTHON) -m pip install --quiet -r requirements.txt
-	# jsonschema imports rfc3987-syntax whenever it is installed (an extra that jupyter-events asks for), and that
-	# compiles 38 grammars: a second of CPU in every process that imports nbformat (each grading run, each nbgrader
-	# step, each test worker). No schema of this stack uses the two formats (iri, iri-reference) it checks.
 	$(PYTHON) -m pip uninstall --quiet --yes rfc3987-syntax
 	touch $@
 
