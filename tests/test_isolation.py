@@ -1,4 +1,4 @@
-"""Isolation as a strategy (autograder.sandbox): chosen once from --isolation, then what each strategy gives a slot,
+"""Isolation as a strategy (autograder.isolation): chosen once from --isolation, then what each strategy gives a slot,
 and the bubblewrap command line on its own. One test starts a kernel without bubblewrap (the fallback)."""
 
 from __future__ import annotations
@@ -11,15 +11,17 @@ from pathlib import Path
 
 import pytest
 
-from autograder import sandbox
-from autograder.sandbox import (BUBBLEWRAP, IPC, PLAIN, SANDBOX_DIR, WORK, Limits, SandboxError, Slot,
-                                bwrap_command, choose_isolation, isolation_warning, kernel_environment)
+from autograder import isolation
+from autograder.isolation import (BUBBLEWRAP, IPC, PLAIN, SANDBOX_DIR, WORK, SandboxError, bwrap_command,
+                                  choose_isolation, isolation_warning, kernel_environment)
+from autograder.limits import Limits
+from autograder.sandbox import Slot
 
 
 @pytest.mark.parametrize("works", [True, False])
 def test_isolation_is_chosen_once_from_the_setting(monkeypatch, works):
     """Does auto take bubblewrap only where it works, none never, and bwrap refuse (saying why) where it does not?"""
-    monkeypatch.setattr(sandbox, "bubblewrap_works", lambda: works)
+    monkeypatch.setattr(isolation, "bubblewrap_works", lambda: works)
     assert choose_isolation("auto") is (BUBBLEWRAP if works else PLAIN)
     assert choose_isolation("none") is PLAIN
     if works:

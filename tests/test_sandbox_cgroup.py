@@ -1,4 +1,4 @@
-"""Control groups of a submission (autograder.sandbox.SubmissionCgroup) against a fake cgroup file system.
+"""Control groups of a submission (autograder.limits.SubmissionCgroup) against a fake cgroup file system.
 
 The machine that runs the suite may offer no cgroup v2 at all (a v1 hierarchy, or no writable one in a
 container), so the v2 code paths are exercised here on a temporary folder shaped like one: as root (the group
@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from autograder import sandbox
-from autograder.sandbox import CGROUP_MARGIN, KERNEL_OWN_TASKS, Limits, Slot, SubmissionCgroup
+from autograder import limits
+from autograder.limits import CGROUP_MARGIN, KERNEL_OWN_TASKS, Limits, SubmissionCgroup
+from autograder.sandbox import Slot
 
 LIMITS = Limits(memory_bytes=2**30, processes=64)
 
@@ -33,12 +34,12 @@ def fake(tmp_path, monkeypatch):
     """A fake /sys/fs/cgroup: returns a function that sets this process's v2 path and effective user id."""
     root = tmp_path / "cgroup"
     root.mkdir()
-    monkeypatch.setattr(sandbox, "CGROUP_ROOT", root)
+    monkeypatch.setattr(limits, "CGROUP_ROOT", root)
     monkeypatch.setattr(SubmissionCgroup, "unavailable", "")
 
     def configure(own: dict[str, str], euid: int) -> Path:
-        monkeypatch.setattr(sandbox, "_own_cgroups", lambda: dict(own))
-        monkeypatch.setattr(sandbox.os, "geteuid", lambda: euid)
+        monkeypatch.setattr(limits, "_own_cgroups", lambda: dict(own))
+        monkeypatch.setattr(limits.os, "geteuid", lambda: euid)
         return root
 
     return configure
@@ -91,7 +92,7 @@ def test_without_delegation_the_grader_says_what_is_not_bounded(fake, monkeypatc
     _v2_folder(root)
     _v2_folder(root / own.lstrip("/"), "memory pids")
     real_access = os.access
-    monkeypatch.setattr(sandbox.os, "access",
+    monkeypatch.setattr(limits.os, "access",
                         lambda path, mode: False if str(path).startswith(str(root)) else real_access(path, mode))
     assert SubmissionCgroup.create("ag-1-run-s2", LIMITS) is None
     reason = SubmissionCgroup.unavailable
