@@ -53,6 +53,7 @@ def main() -> None:
     revisions = [subprocess.run(["git", "rev-parse", "--short", r], cwd=ROOT, capture_output=True, text=True,
                                 check=True).stdout.strip() for r in args.revisions]
     work = Path(tempfile.mkdtemp(prefix="dlcourse-suite-bench-"))
+    os.chmod(work, 0o755)   # as any clone: the hub test's local accounts use the clone's environment
     rows = []
     try:
         for revision in revisions:
