@@ -180,12 +180,13 @@ def test_debugging_scores_equal_stock_nbgrader_autograde(tmp_path):
     stock `nbgrader autograde`, running the same cells in the student's kernel, gives it? The solution, and one
     submission with four bugs whose checks go through each way back from the kernel (each test uses only its own
     function): the mode evaluate leaves a model in, gradients read back, partial credit on weights read back, an MLP
-    whose logits are cut at 0."""
+    that returns probabilities. (Its checks fail or pass by wide margins: an MLP whose logits are cut at 0 passes
+    the overfitting checks by chance, and the trusted runner's chance then differed from the kernel's under load.)"""
     assignment, notebook = "09-debugging", "debugging.ipynb"
     mutants = ROOT / "tests" / "mutants" / assignment
     bugs = {}
     for bug in ("evaluate_leaves_eval_mode", "train_step_zero_grad_after_backward", "init_weights_pytorch_default",
-                "mlp_relu_on_logits"):
+                "mlp_softmax_output"):
         bugs.update(split_mutant(mutants / f"{bug}.py")[1])
     submissions = {"correct": build_submission(assignment), "four-bugs": build_submission(assignment, bugs)}
     ours, expected = ours_and_stock(tmp_path, submissions, assignment, notebook)
@@ -195,5 +196,5 @@ def test_debugging_scores_equal_stock_nbgrader_autograde(tmp_path):
     assert 0 < expected[("four-bugs", "test_evaluate")] < 2   # partial credit
     assert expected[("four-bugs", "test_train_step")] == 0
     assert 0 < expected[("four-bugs", "test_init_weights")] < 2
-    assert 0 < expected[("four-bugs", "test_MLP")] < 2
+    assert expected[("four-bugs", "test_MLP")] == 0   # probabilities, not logits: 0 of the 2 points
     assert ours == expected
