@@ -31,11 +31,18 @@ def write(path: Path, cells) -> Path:
     return path
 
 
-def test_default_notebooks_are_the_torch_chapters_and_both_pytorch_solutions():
+def test_default_notebooks_are_the_torch_chapters_and_the_pytorch_solutions():
     names = [p.relative_to(ROOT).as_posix() for p in gpu_check.default_notebooks()]
     assert {"book/08-pytorch.ipynb", "book/09-cnn.ipynb", "book/10-practical-tricks.ipynb",
-            "solutions/05-pytorch/pytorch.ipynb", "solutions/06-cnn/cnn.ipynb"} <= set(names)
+            "solutions/05-pytorch/pytorch.ipynb", "solutions/06-cnn/cnn.ipynb",
+            "solutions/09-debugging/debugging.ipynb", "solutions/10-capstone/capstone.ipynb"} <= set(names)
     assert "book/01-ml-recipe.ipynb" not in names   # no torch there
+
+
+def test_every_assignment_colab_opens_on_a_gpu_is_checked():
+    asks_for_gpu = {path.parent.name for path in (ROOT / "exercises").glob("*/*.ipynb")
+                    if nbformat.read(path, as_version=4).metadata.get("accelerator") == "GPU"}
+    assert asks_for_gpu and asks_for_gpu <= set(gpu_check.ASSIGNMENTS)
 
 
 @pytest.mark.grading
@@ -50,12 +57,19 @@ def test_gpu_check_runs_on_the_cpu_and_reports_each_notebook(tmp_path):
         graded("assert False, 'wrong'", "test_wrong"),
         graded("assert True", "test_right"),
     ])
+    heldout = write(tmp_path / "heldout.ipynb", [   # the capstone's hidden test reads a held-out set: it gets one
+        graded("from dlcourse.heldout import load_heldout\nimages, labels = load_heldout()\n"
+               f"assert images.shape == ({gpu_check.STAND_IN_HELDOUT}, 28, 28) and labels.shape == "
+               f"({gpu_check.STAND_IN_HELDOUT},)", "test_heldout"),
+    ])
     out = tmp_path / "results.json"
-    result = subprocess.run([sys.executable, str(ROOT / "bench" / "gpu_check.py"), "--cpu", str(good), str(bad),
-                             "--json", str(out), "--timeout", "120"],
+    result = subprocess.run([sys.executable, str(ROOT / "bench" / "gpu_check.py"), "--cpu", "--jobs", "2",
+                             str(good), str(bad), str(heldout), "--json", str(out), "--timeout", "120"],
                             capture_output=True, text=True, timeout=600, env={**os.environ, "DLCOURSE_DEVICE": "cpu"})
     assert result.returncode == 1, result.stdout + result.stderr          # one notebook failed
     rows = {Path(r["path"]).name: r for r in json.loads(out.read_text())}
+    assert list(rows) == ["good.ipynb", "bad.ipynb", "heldout.ipynb"]   # the order given, two run at a time
+    assert rows["heldout.ipynb"]["passed"], rows["heldout.ipynb"]["errors"]
     assert rows["good.ipynb"]["passed"] and rows["good.ipynb"]["tests_passed"] == rows["good.ipynb"]["tests"] == 1
     assert rows["good.ipynb"]["device"] == "cpu"
     assert rows["good.ipynb"]["budgets"] == ["CPU detected: training 1 epoch on 100 images; on a GPU this trains "
