@@ -25,6 +25,7 @@ def __ag_install(codec_source):
     import importlib
     import io
     import pickle
+    import sys
     import types
 
     import numpy
@@ -95,9 +96,23 @@ def __ag_install(codec_source):
                 return cls.__name__
         return "Exception"
 
+    def reseed(generator, value):
+        # A seed the test set in the trusted runner (trusted_runner, "Seeds"), set here before the call. A module
+        # this kernel has not imported has drawn nothing: it is left alone (and never imported here).
+        module = sys.modules.get({"torch": "torch", "numpy": "numpy.random", "random": "random"}.get(generator, ""))
+        try:
+            if generator == "torch":
+                module.manual_seed(value)
+            elif module is not None:
+                module.seed(value)
+        except Exception:   # the submission broke its own generator: only its own results can change
+            pass
+
     def agent(request):
         given.clear()
         message = Unpickler(io.BytesIO(base64.b64decode(request))).load()
+        for generator, value in message.get("seeds", ()):
+            reseed(generator, value)
         op = message["op"]
         if op == "release":
             handles.pop(message["handle"], None)

@@ -26,6 +26,7 @@ import builtins
 import io
 import json
 import linecache
+import numbers
 import os
 import pickle
 import sys
@@ -58,6 +59,41 @@ KERNEL_CALLS = frozenset({"student_side", "function_gradients", "parameter_gradi
 KERNEL_GUARDS.update({"without_training_helpers": "context", "limited_threads": "context"})
 MAX_MESSAGE = 400
 MAX_ANSWER = 96 * 2**20
+
+
+# -- Seeds ---------------------------------------------------------------------------------------------------------
+# In a notebook, a test's ``torch.manual_seed(0)`` seeds the one process where the student's code runs too: the
+# network the test builds next starts from that seed. Here the test runs in this process and the student's code in
+# the kernel, each with its own generators. So every seed this process sets through the global generators
+# (``torch.manual_seed``, ``numpy.random.seed``, ``random.seed``) is set in the kernel as well, before the next
+# call: what the student's code draws after a test's seed depends on that seed and on the student's code alone,
+# never on what the kernel drew before (the student's own cells, the grader's load). The kernel starts from fixed
+# seeds too (autograder.zygote), so a notebook is graded the same every time. Draws are not shared: after a call
+# this process's generators continue from the test's seed, not from where the kernel's ended, since the kernel's
+# generator state never comes back here (it would let a submission choose the test's data).
+SEED_FUNCTIONS = {"torch": ("torch.random", "manual_seed"), "numpy": ("numpy.random", "seed"),
+                  "random": ("random", "seed")}   # generator -> (module, function) patched in this process
+PENDING_SEEDS: list[list] = []   # [generator, seed] set here since the last call to the kernel
+
+
+def _mirror_seeds() -> None:
+    """Have each seed function of :data:`SEED_FUNCTIONS` whose module is imported record the seeds it sets."""
+    for generator, (module_name, function_name) in SEED_FUNCTIONS.items():
+        module = sys.modules.get(module_name)
+        function = getattr(module, function_name, None)
+        if function is None or getattr(function, "_ag_mirrored", False):
+            continue
+
+        def seed(value=None, *args, _function=function, _generator=generator, **kwargs):
+            result = _function(value, *args, **kwargs)
+            if isinstance(value, numbers.Integral) and not isinstance(value, bool):   # not None (fresh entropy)
+                PENDING_SEEDS.append([_generator, int(value)])
+            return result
+        seed._ag_mirrored = True
+        seed.__doc__, seed.__name__ = function.__doc__, function_name
+        setattr(module, function_name, seed)
+        if generator == "torch":   # torch.manual_seed is torch.random.manual_seed, imported into torch
+            setattr(sys.modules["torch"], function_name, seed)
 
 
 # A timeout and a dead kernel stop the test cell (BaseException: the soft checks of dlcourse.testing.Checks let
@@ -161,7 +197,10 @@ def _request(op: str, target: tuple, args=(), kwargs=None, guard: bool = False, 
     if CHANNEL is None:
         raise RuntimeError("no channel to the student's kernel")
     kwargs = dict(kwargs or {})
-    extra.update(guards=list(ACTIVE_GUARDS), errstate=_errstate())
+    _mirror_seeds()   # a module a test cell imported since the last call
+    seeds = list({generator: [generator, value] for generator, value in PENDING_SEEDS}.values())   # the last ones
+    PENDING_SEEDS.clear()
+    extra.update(guards=list(ACTIVE_GUARDS), errstate=_errstate(), seeds=seeds)
     received: list = []   # the mutable arguments, in the order the kernel's agent walks them
     codec.walk([*args, *kwargs.values()], received, set(), _is_given_data)   # given data: never synced
     buffer = io.BytesIO()
@@ -502,6 +541,8 @@ def main(connection=None) -> None:
 
     CHANNEL = _Channel(connection)
     CHANNEL.send({"op": "hello", "pid": os.getpid()})
+    import random  # noqa: F401 - its seed function is mirrored from the start, like the preimported modules'
+    _mirror_seeds()
     namespace: dict = {"__name__": "__main__", "__builtins__": builtins}
     while True:
         message = CHANNEL.receive()

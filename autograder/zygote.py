@@ -20,7 +20,8 @@ Each kernel, before running any student code:
 - gets resource limits: CPU time, file size, memory per process (``RLIMIT_DATA``; the grader's control group,
   where there is one, bounds all the submission's processes together), processes where no control group does;
 - copies the assignment's shipped files into its working folder (a size-limited tmpfs inside the sandbox),
-  re-seeds NumPy's global generator, as a fresh interpreter would, and becomes an IPython kernel.
+  seeds the global random generators (Python's, NumPy's, PyTorch's) with fixed seeds, so that a notebook is
+  graded the same every time, and becomes an IPython kernel.
 
 Protocol: one JSON object per line. The first line read is the configuration; the factory answers
 ``{"ready": ...}``. Then each request gets one reply: ``spawn`` (fork a kernel, which waits), ``go`` (let it
@@ -237,6 +238,23 @@ def _set_limits(limits, cgroup):
         cap(resource.RLIMIT_NPROC, _tasks_of(os.getuid()) + limits["processes"])
 
 
+KERNEL_SEED = 0
+
+
+def _seed_generators():
+    """Fixed seeds for the global generators a kernel starts with. A forked kernel would otherwise inherit this
+    factory's states, which differ from one factory to the next (PyTorch, like NumPy, seeds itself afresh in every
+    interpreter): two kernels of one grading run could then grade the same notebook differently. A test's own
+    seeds reach the kernel too (the trusted test runner's "Seeds")."""
+    import random
+
+    random.seed(KERNEL_SEED)
+    if "numpy" in sys.modules:
+        sys.modules["numpy"].random.seed(KERNEL_SEED)
+    if "torch" in sys.modules:
+        sys.modules["torch"].manual_seed(KERNEL_SEED)
+
+
 def _copy_shipped(source, target):
     """Copy the assignment's shipped files (read-only in the sandbox) into the kernel's working folder."""
     if not source or not os.path.isdir(source):
@@ -306,8 +324,7 @@ def _run_kernel(request, config, go):
         _copy_shipped(config.get("shipped"), request["cwd"])
         os.chdir(request["cwd"])
         os.environ["HOME"] = request["cwd"]
-        if "numpy" in sys.modules:
-            sys.modules["numpy"].random.seed()   # fresh entropy, like a newly started interpreter
+        _seed_generators()
         argv = ["-f", request["connection_file"], "--HistoryManager.hist_file=:memory:"]
         sys.argv = [sys.executable, "-m", "ipykernel_launcher", *argv]
         from ipykernel import kernelapp

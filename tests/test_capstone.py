@@ -163,6 +163,13 @@ def train_model(X_train, y_train, X_val, y_val):
 '''
 
 
+def test_the_kernel_factorys_command_line_names_neither_the_heldout_data_nor_the_runner():
+    """The factory runs as ``python -c <autograder/zygote.py>``, so every kernel can read its source as a command
+    line: the snooping submission below reports a process whose command line says "heldout" or "trusted_runner"."""
+    source = (ROOT / "autograder" / "zygote.py").read_text(encoding="utf-8").lower()
+    assert "heldout" not in source and "trusted_runner" not in source
+
+
 @pytest.mark.grading
 def test_heldout_data_reaches_no_submission_and_manual_grades_are_exported(tmp_path, grading_env):
     """A submission that hunts for the held-out set (environment, every file it can see, the exact path, other
