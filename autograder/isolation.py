@@ -79,30 +79,6 @@ def empty_folder(path: Path) -> None:
         os.close(fd)
 
 
-
-def _host_pid(root: int, inner: int) -> int | None:
-    """The host's pid of the descendant of ``root`` whose pid in its innermost PID namespace is ``inner``."""
-    parents, inners = {}, {}
-    for name in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            status = Path(f"/proc/{name}/status").read_text()
-        except OSError:
-            continue
-        fields = dict(line.split(":\t", 1) for line in status.splitlines() if ":\t" in line)
-        parents[int(name)] = int(fields.get("PPid", "0"))
-        nspid = fields.get("NSpid", name).split()
-        inners[int(name)] = int(nspid[-1])
-    for pid, value in inners.items():
-        if value != inner:
-            continue
-        ancestor = parents.get(pid)
-        while ancestor:
-            if ancestor == root:
-                return pid
-            ancestor = parents.get(ancestor)
-    return None
-
-
 # -- the sandbox ---------------------------------------------------------------------------------------------
 def _system_binds() -> list[str]:
     """Read-only views of the system folders a Python interpreter needs."""
@@ -261,6 +237,29 @@ class SandboxError(RuntimeError):
 
 
 # -- isolation: how a slot's kernel factory is kept from the host ----------------------------------------------
+def _host_pid(root: int, inner: int) -> int | None:
+    """The host's pid of the descendant of ``root`` whose pid in its innermost PID namespace is ``inner``."""
+    parents, inners = {}, {}
+    for name in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            status = Path(f"/proc/{name}/status").read_text()
+        except OSError:
+            continue
+        fields = dict(line.split(":\t", 1) for line in status.splitlines() if ":\t" in line)
+        parents[int(name)] = int(fields.get("PPid", "0"))
+        nspid = fields.get("NSpid", name).split()
+        inners[int(name)] = int(nspid[-1])
+    for pid, value in inners.items():
+        if value != inner:
+            continue
+        ancestor = parents.get(pid)
+        while ancestor:
+            if ancestor == root:
+                return pid
+            ancestor = parents.get(ancestor)
+    return None
+
+
 class Isolation:
     """How a slot's kernel factory and its kernels are kept from the host: a strategy chosen once for a batch
     (:func:`choose_isolation`) and given to the pool and its slots. :data:`BUBBLEWRAP` runs the factory inside

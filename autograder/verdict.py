@@ -352,7 +352,11 @@ def str_literal(text: str) -> str:
     """
     if len(text) < 2 or text[0] not in "'\"" or text[-1] != text[0]:
         raise ValueError("not a str literal")
-    body = text[1:-1]
+    body, index = text[1:-1], 0
+    while index < len(body):   # repr() escapes its quote inside: an unescaped one ends the literal early
+        if body[index] == text[0] or (body[index] == "\\" and index == len(body) - 1):
+            raise ValueError("not one str literal")
+        index += 2 if body[index] == "\\" else 1
     try:   # repr() escapes backslashes, the quote and unprintable characters; printable ones stay as they are
         return body.encode("latin-1", "backslashreplace").decode("unicode_escape")
     except UnicodeDecodeError as error:

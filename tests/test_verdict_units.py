@@ -406,6 +406,7 @@ def test_str_literal_reads_back_every_repr_and_evaluates_nothing():
                                                rng.randrange(0x10000, 0x110000), 0x5C, 0x27, 0x22]))
                                for _ in range(rng.randrange(20))))
     assert [s for s in samples if str_literal(repr(s)) != s] == []
-    for text in ["abc", "'unterminated", "'", "42", "b'bytes'", "__import__('os')"]:
+    for text in ["abc", "'unterminated", "'", "42", "b'bytes'", "__import__('os')", "'a'b'", "'a' + 'b'",
+                 "'escaped end\\'", "\"x\"y\""]:
         with pytest.raises(ValueError):
             str_literal(text)
