@@ -281,6 +281,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=1, metavar="N",
                         help="notebooks run at a time, each with its own kernel (default 1; the times then overlap)")
     args = parser.parse_args(argv)
+    if args.heldout is not None and not args.heldout.is_file():
+        parser.error(f"--heldout {args.heldout}: no such file (an .npz of images and labels)")
 
     import torch
 

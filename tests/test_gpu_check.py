@@ -93,3 +93,10 @@ def test_without_cuda_it_says_so_and_runs_nothing(tmp_path):
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 2
     assert "No CUDA GPU on this machine" in result.stdout and "--cpu" in result.stdout
+
+
+def test_a_missing_heldout_file_is_a_clear_error(tmp_path, capsys):
+    with pytest.raises(SystemExit) as stop:
+        gpu_check.main(["--cpu", "--heldout", str(tmp_path / "missing.npz"), str(tmp_path / "x.ipynb")])
+    assert stop.value.code == 2
+    assert "missing.npz: no such file" in capsys.readouterr().err
