@@ -102,9 +102,10 @@ class OutputBudget:
 
     Errors are never dropped (a failing test must stay failing): each is kept, its message and traceback cut to
     ``ERROR_BYTES``. An error the kernel reported in its reply but whose output never arrived is added from
-    the reply. Each message is still received whole before it is dropped: the grader holds at most one at a
-    time, never more than the kernel itself could (its memory limit). (Refusing large messages at the socket,
-    ZeroMQ's MAXMSGSIZE, disconnects the output channel for good: every later output would be lost.)
+    the reply. Each message is still received whole before it is dropped, and ZeroMQ's receiving thread queues
+    the next ones while the grader is busy: a 300 MB printout in 10 MB writes raised the grader's peak memory by
+    130 to 170 MiB (tests/test_sandbox_hostile.py), never by what was printed. (Refusing large messages at the
+    socket, ZeroMQ's MAXMSGSIZE, disconnects the output channel for good: every later output would be lost.)
 
     Use: ``class SandboxExecute(OutputBudget, Execute)``; set ``client.output_budget`` (``Limits.output_bytes``)."""
 

@@ -410,7 +410,11 @@ def test_a_huge_printout_is_capped_as_it_arrives(slot):
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     execute_notebook(slot, nb, timeout=120)
     grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - before
-    assert grown < 150 * 2**20, f"the grader's peak memory grew by {grown // 2**20} MiB"
+    # Kept outputs would hold the 300 MB printed (286 MiB of text) on top of what any run holds: the 12 MiB error,
+    # whose message and traceback arrive twice (output and reply) and are decoded whole, and the 10 MB messages
+    # that ZeroMQ queues while the grader is busy. That part measured 132 to 142 MiB on an idle 2-core machine and
+    # up to 168 MiB beside two busy loops (CI once saw 165), so the bar leaves room for load, not for kept output.
+    assert grown < 250 * 2**20, f"the grader's peak memory grew by {grown // 2**20} MiB"
     assert sum(len(str(o)) for c in nb.cells for o in c.outputs) < 2 * LIMITS.output_bytes
     assert "output truncated" in str(nb.cells[0].outputs)
     for cell in nb.cells[1:]:
