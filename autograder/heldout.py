@@ -142,6 +142,20 @@ def find_heldout_copies(dest: Path, folder: Path | None = None) -> list[str]:
     return found
 
 
+STAND_IN_SIZE = 2000
+
+
+def stand_in_arrays(seed: int = 0, size: int = STAND_IN_SIZE) -> tuple[np.ndarray, np.ndarray]:
+    """A stand-in for the capstone's held-out set, for the tests and ``bench/gpu_check.py``: ``size`` images (and
+    labels) of Fashion-MNIST's test set, which the capstone's notebook never loads. Enough to grade, not secret (the
+    test set is public): a course must score on images its students never had."""
+    from dlcourse.data import load_fashion_mnist
+
+    _, _, images, labels = load_fashion_mnist()
+    keep = np.random.default_rng(seed).permutation(len(images))[:size]
+    return images[keep], labels[keep]
+
+
 def npz_bytes(images: np.ndarray, labels: np.ndarray, **extra: np.ndarray) -> bytes:
     """An .npz file's bytes in the format :func:`validate` reads (used by tests and by instructors' scripts)."""
     buffer = io.BytesIO()

@@ -37,6 +37,7 @@ from pathlib import Path
 import nbformat
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))   # autograder (the stand-in held-out set), when run as a script
 # The assignments that train with PyTorch: 05, 06 and 10 ask Colab for a GPU runtime; 09 trains small networks
 # that a student may well run on one.
 ASSIGNMENTS = ("05-pytorch", "06-cnn", "09-debugging", "10-capstone")
@@ -135,20 +136,15 @@ def default_notebooks(root: Path = ROOT) -> list[Path]:
 
 
 HELDOUT_ENV = "DLCOURSE_HELDOUT"   # where the capstone's hidden test reads its held-out set (dlcourse.heldout)
-STAND_IN_HELDOUT = 2000
 
 
 def stand_in_heldout(folder: Path) -> Path:
-    """A held-out set for the capstone's hidden test, which the grader alone has in a course: images of
-    Fashion-MNIST's test set, which the capstone never loads (``tests/capstone_heldout.py`` does the same)."""
-    import numpy as np
+    """The capstone's hidden test needs a held-out set, which the grader alone has in a course: the tests' stand-in
+    (:func:`autograder.heldout.stand_in_arrays`), written to ``folder``."""
+    from autograder.heldout import npz_bytes, stand_in_arrays
 
-    from dlcourse.data import load_fashion_mnist
-
-    _, _, images, labels = load_fashion_mnist()
-    keep = np.random.default_rng(0).permutation(len(images))[:STAND_IN_HELDOUT]
     path = folder / "heldout.npz"
-    np.savez_compressed(path, images=images[keep], labels=labels[keep])
+    path.write_bytes(npz_bytes(*stand_in_arrays()))
     return path
 
 
@@ -277,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="also write the results to this JSON file")
     parser.add_argument("--heldout", type=Path, metavar="FILE",
                         help="the capstone's held-out set, an .npz of images and labels (default: a stand-in, "
-                             f"{STAND_IN_HELDOUT} images of Fashion-MNIST's test set, as the tests use)")
+                             "2,000 images of Fashion-MNIST's test set, as the tests use)")
     parser.add_argument("--jobs", type=int, default=1, metavar="N",
                         help="notebooks run at a time, each with its own kernel (default 1; the times then overlap)")
     args = parser.parse_args(argv)

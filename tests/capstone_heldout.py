@@ -11,17 +11,13 @@ from pathlib import Path
 
 import numpy as np
 
-from autograder.heldout import npz_bytes
-from dlcourse.data import load_fashion_mnist
+from autograder.heldout import npz_bytes, stand_in_arrays
 
-N_HELDOUT = 2000
 SEED = 20261127
 
 
 def heldout_arrays() -> tuple[np.ndarray, np.ndarray]:
-    _, _, X_test, y_test = load_fashion_mnist()
-    keep = np.random.default_rng(SEED).permutation(len(X_test))[:N_HELDOUT]
-    return X_test[keep], y_test[keep]
+    return stand_in_arrays(SEED)
 
 
 def write_heldout(grading: Path, assignment: str = "10-capstone") -> Path:

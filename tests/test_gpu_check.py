@@ -15,6 +15,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 
 import gpu_check  # noqa: E402
+from autograder.heldout import STAND_IN_SIZE  # noqa: E402
 
 
 def graded(source: str, grade_id: str) -> nbformat.NotebookNode:
@@ -59,8 +60,8 @@ def test_gpu_check_runs_on_the_cpu_and_reports_each_notebook(tmp_path):
     ])
     heldout = write(tmp_path / "heldout.ipynb", [   # the capstone's hidden test reads a held-out set: it gets one
         graded("from dlcourse.heldout import load_heldout\nimages, labels = load_heldout()\n"
-               f"assert images.shape == ({gpu_check.STAND_IN_HELDOUT}, 28, 28) and labels.shape == "
-               f"({gpu_check.STAND_IN_HELDOUT},)", "test_heldout"),
+               f"assert images.shape == ({STAND_IN_SIZE}, 28, 28) and labels.shape == ({STAND_IN_SIZE},)",
+               "test_heldout"),
     ])
     out = tmp_path / "results.json"
     result = subprocess.run([sys.executable, str(ROOT / "bench" / "gpu_check.py"), "--cpu", "--jobs", "2",
