@@ -116,7 +116,7 @@ async def _execute(slot: Slot, nb: NotebookNode, timeout: int | None, outcome: O
                     reason = "did not stop after the time limit, even when interrupted"
                 else:
                     end = slot.finish_kernel()
-                    reason = f"died ({end.describe() if end else 'killed'})"
+                    reason = end.reason() if end else "died (killed)"
                 _stopped(nb, index, reason, outcome)
                 return
             if any(o.get("output_type") == "error" and o.get("ename") == "CellTimeoutError"

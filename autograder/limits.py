@@ -32,6 +32,7 @@ class Limits:
     tmp_bytes: int = 512 * 2**20        # size of its private /tmp and of /dev/shm (bubblewrap only)
     work_bytes: int = 512 * 2**20       # size of its working folder, a tmpfs (bubblewrap only)
     output_bytes: int = 16 * 2**20      # outputs kept per notebook (errors always kept, cut short)
+    message_bytes: int = 512 * 2**20    # all a kernel may send the grader (outputs, replies); past it, it is stopped
 
     def as_dict(self) -> dict:
         return {"memory_bytes": self.memory_bytes, "cpu_seconds": self.cpu_seconds,

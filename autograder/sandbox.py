@@ -22,7 +22,7 @@ submission. With bubblewrap (``bwrap``) the sandbox has:
 - limits per submission: memory and processes of all its processes together in a control group of its own
   (:class:`SubmissionCgroup`, cgroup v2 or v1, where the grader may create one), else per-process rlimits;
   CPU time and file size per process; kernel outputs capped in bytes while they are received
-  (:class:`OutputBudget`).
+  (:class:`OutputBudget`), and all a kernel sends the grader bounded by a relay (:mod:`autograder.relay`).
 
 :func:`Slot.weaknesses` and :func:`isolation_warning` say what is not guaranteed on this system.
 
@@ -56,6 +56,7 @@ from autograder.isolation import (BUBBLEWRAP, IPC, LOG, PLAIN, SANDBOX_DIR, SHIP
                                   choose_isolation, empty_folder, isolation_warning, kernel_environment,
                                   processes_can_be_limited, remove_tree)
 from autograder.limits import CGROUP_MARGIN, KERNEL_OWN_TASKS, Limits, SubmissionCgroup  # noqa: F401 (re-exported)
+from autograder.relay import KernelRelay
 
 ZYGOTE = Path(__file__).with_name("zygote.py")
 # Unprivileged user ids of the kernels when grading as root: 2,000,000 and up, one per slot and run.
@@ -69,6 +70,14 @@ class KernelEnd:
     exit: int | None = None
     signal: int | None = None
     oom: bool = False   # its control group ran out of memory
+    flooded: int = 0    # it was stopped for sending the grader more than this many bytes (Limits.message_bytes)
+
+    def reason(self) -> str:
+        """How the kernel stopped, as the end of a sentence that starts with "the kernel"."""
+        if self.flooded:
+            return (f"was stopped after sending the grader more than {self.flooded / 2**20:g} MiB of output and "
+                    f"messages (a print in a loop that never ends?)")
+        return f"died ({self.describe()})"
 
     def describe(self) -> str:
         if self.oom:
@@ -104,8 +113,8 @@ class OutputBudget:
     ``ERROR_BYTES``. An error the kernel reported in its reply but whose output never arrived is added from
     the reply. Each message is still received whole before it is dropped, and ZeroMQ's receiving thread queues
     the next ones while the grader is busy: a 300 MB printout in 10 MB writes raised the grader's peak memory by
-    130 to 170 MiB (tests/test_sandbox_hostile.py), never by what was printed. (Refusing large messages at the
-    socket, ZeroMQ's MAXMSGSIZE, disconnects the output channel for good: every later output would be lost.)
+    130 to 170 MiB (tests/test_sandbox_hostile.py), never by what was printed. What a kernel sends in all is
+    bounded by the relay (:mod:`autograder.relay`, ``Limits.message_bytes``), which stops the kernel.
 
     Use: ``class SandboxExecute(OutputBudget, Execute)``; set ``client.output_budget`` (``Limits.output_bytes``)."""
 
@@ -213,7 +222,8 @@ class Slot:
         self._oom_before = 0
         self._restart = False
         self._pinned: list[int] = []       # O_PATH descriptors of the current kernel's socket files
-        self._pin_dir: Path | None = None  # the grader's own folder of links to them (see _pin_sockets)
+        self._pin_dir: Path | None = None  # the grader's own folder where the relay listens (see _pin_sockets)
+        self._relay: KernelRelay | None = None
 
     # -- the factory ---------------------------------------------------------------------------------------
     def start(self, timeout: float = 300) -> None:
@@ -416,13 +426,14 @@ class Slot:
         client.allow_stdin = False
         return client, SlotKernelManager(self)
 
-    # -- the kernel's socket files, pinned -------------------------------------------------------------------
+    # -- the kernel's socket files, pinned and relayed ---------------------------------------------------------
     # The kernel can write in its sockets' folder (it binds them there; as an ordinary user, or owning the folder
     # as root, it may also replace them). Were the grader to connect by path, a socket file swapped for a link to
     # a host socket would make it connect there on its next (re)connection. So, once the fresh kernel has bound
     # its five sockets (before any cell runs), the grader opens each file without following links (O_PATH) and
-    # connects through links of its own, in a folder outside the sandbox, to /proc/<its pid>/fd/<that
-    # descriptor>: every later connection reaches the socket the kernel bound, whatever the folder holds then.
+    # connects to /proc/<its pid>/fd/<that descriptor>: every later connection reaches the socket the kernel
+    # bound, whatever the folder holds then. It connects through a relay (autograder/relay.py) listening in a
+    # folder of the grader's, outside the sandbox, which stops the kernel past Limits.message_bytes sent.
 
     async def _pin_sockets(self, folder: Path, info: dict, ports: dict, timeout: float) -> dict:
         import asyncio
@@ -433,6 +444,7 @@ class Slot:
         names = [f"k-{port}" for port in ports.values()]
         deadline = time.monotonic() + timeout
         directory = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+        targets: dict[str, str] = {}
         try:
             pending = list(names)
             while pending:
@@ -446,7 +458,7 @@ class Slot:
                     self._pinned.append(descriptor)
                     if not stat.S_ISSOCK(os.fstat(descriptor).st_mode):
                         raise SandboxError(f"the kernel's socket file {name} is not a socket")
-                    os.symlink(f"/proc/{os.getpid()}/fd/{descriptor}", self._pin_dir / name)
+                    targets[name] = f"/proc/{os.getpid()}/fd/{descriptor}"
                     pending.remove(name)
                 if pending:
                     if time.monotonic() > deadline or not self.kernel_alive():
@@ -454,9 +466,13 @@ class Slot:
                     await asyncio.sleep(0.02)
         finally:
             os.close(directory)
+        self._relay = KernelRelay(self._pin_dir, targets, self.limits.message_bytes)
         return {**info, "ip": str(self._pin_dir / "k")}
 
     def _unpin(self) -> None:
+        if self._relay is not None:
+            self._relay.close()
+            self._relay = None
         for descriptor in self._pinned:
             try:
                 os.close(descriptor)
@@ -477,6 +493,10 @@ class Slot:
         if self.kernel_pid is None:
             return False
         if self.kernel_end is not None:
+            return False
+        if self._relay is not None and self._relay.flooded:   # the relay cut it off: stop it
+            self.signal_kernel(9)
+            self.kernel_end = KernelEnd(signal=9, flooded=self._relay.budget)
             return False
         try:
             status = self._request({"op": "poll", "pid": self.kernel_pid})
@@ -515,6 +535,7 @@ class Slot:
         if self._group is not None and not self._group.empty():
             self._restart = True   # processes that would not die: start the next submission in a new sandbox
         self.kernel_pid = None
+        self._unpin()
         if self._restart:
             self.close()   # the next start_kernel starts a fresh factory
         else:

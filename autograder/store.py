@@ -21,7 +21,7 @@ from pathlib import Path
 
 from autograder.layout import Layout, current
 
-PIPELINE_VERSION = "2"   # bump when a change to the pipeline can change scores: every submission is regraded
+PIPELINE_VERSION = "3"   # bump when a change to the pipeline can change scores: every submission is regraded
 
 
 @dataclass

@@ -247,7 +247,7 @@ class TrustedRunner:
             except Exception:   # queue.Empty: nothing yet; is the kernel still there?
                 if not self.slot.kernel_alive():
                     end = self.slot.kernel_end
-                    raise KernelStopped(f"died ({end.describe() if end else 'killed'})", timeout=False) from None
+                    raise KernelStopped(end.reason() if end else "died (killed)", timeout=False) from None
                 continue
             if message.get("parent_header", {}).get("msg_id") == msg_id:
                 reply = message

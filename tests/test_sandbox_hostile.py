@@ -13,12 +13,14 @@ kernels share the grader's user id. About 30 s as root and 20 s more as the ordi
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import resource
 import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -422,6 +424,101 @@ def test_a_huge_printout_is_capped_as_it_arrives(slot):
         assert errors and errors[0]["ename"] == "AssertionError", cell.outputs
         assert len(errors[0]["evalue"]) < 10_000
     assert_next_submission_is_normal(slot)
+
+
+class PeakMemory:
+    """The largest resident memory of this process while the block runs, over what it held before (sampled every
+    10 ms: a flood holds its memory for seconds). Unlike ru_maxrss, an earlier test's peak cannot hide it."""
+
+    def __enter__(self):
+        self.before = self.peak = self._rss()
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._done.set()
+        self._thread.join()
+
+    @property
+    def grown(self) -> int:
+        return self.peak - self.before
+
+    @staticmethod
+    def _rss() -> int:
+        status = Path("/proc/self/status").read_text()
+        return int(status.split("VmRSS:")[1].split()[0]) * 1024
+
+    def _sample(self):
+        while not self._done.wait(0.01):
+            self.peak = max(self.peak, self._rss())
+
+
+# A kernel that floods the grader without spending memory of its own: one buffer resent, from the kernel's own
+# output thread (where its output socket lives). Signed messages, each resigned (a repeated signature is refused),
+# or one message that never ends, part after part (nothing to sign; ZeroMQ queues the parts of a message until
+# its last one).
+FLOOD_SIGNED = """
+import json, threading, uuid
+kernel = get_ipython().kernel
+session, out = kernel.session, kernel.iopub_socket.io_thread
+frames = session.serialize(session.msg('stream', {'name': 'stdout', 'text': ''}, parent=kernel.get_parent('shell')))
+frames[5] = b'{"name": "stdout", "text": "' + b'x' * (64 * 2**20) + b'"}'
+done = threading.Event()
+def flood():
+    for _ in range(30):
+        header = json.loads(frames[2]); header['msg_id'] = uuid.uuid4().hex; frames[2] = json.dumps(header).encode()
+        frames[1] = session.sign(frames[2:6])
+        out.socket.send_multipart([b'kernel.flood.stream'] + frames, copy=False)
+    done.set()
+out.schedule(flood)
+done.wait(120)
+print('sent')
+"""
+FLOOD_ENDLESS = """
+import threading, zmq
+out = get_ipython().kernel.iopub_socket.io_thread
+blob = b'x' * (32 * 2**20)
+done = threading.Event()
+def flood():
+    out.socket.send(b'kernel.flood.stream', zmq.SNDMORE)
+    for _ in range(60):
+        out.socket.send(blob, zmq.SNDMORE, copy=False)
+    done.set()
+out.schedule(flood)
+done.wait(120)
+print('sent')
+"""
+
+
+@pytest.mark.parametrize("flood", [FLOOD_SIGNED, FLOOD_ENDLESS], ids=["signed-messages", "endless-message"])
+def test_a_kernel_flooding_the_grader_is_stopped_at_its_message_budget(host, flood):
+    """Does a kernel that sends the grader 1.9 GiB (60 parts of one 32 MiB buffer, as messages or as one message
+    that never ends) get stopped once it has sent its budget (64 MiB here), with the grader's memory growing by
+    about that much, the cell saying why, the next cell not run, and the next submission graded normally?"""
+    import nbformat
+
+    from autograder.execute import KERNEL_DIED, NOT_RUN, execute_notebook
+
+    budget = 64 * 2**20
+    slot = _slot(host, limits=dataclasses.replace(LIMITS, message_bytes=budget))
+    try:
+        nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(flood),
+                                             nbformat.v4.new_code_cell("print('after')")])
+        with PeakMemory() as memory:
+            outcome = execute_notebook(slot, nb, timeout=120)
+        # Measured: 58 to 101 MiB, beside two busy loops too. With the relay's budget off, 333 MiB (messages: the
+        # grader decodes some while they come) and 1.9 GiB (the endless message: ZeroMQ queues every part).
+        assert memory.grown < 3 * budget, f"the grader's memory grew by {memory.grown // 2**20} MiB"
+        died = [o for o in nb.cells[0].outputs if o.get("ename") == KERNEL_DIED]
+        assert died and "more than 64 MiB of output and messages" in died[0]["evalue"], nb.cells[0].outputs
+        assert nb.cells[1].outputs[0]["ename"] == NOT_RUN
+        assert outcome.problem.startswith("kernel was stopped after sending the grader more than 64 MiB")
+        assert_next_submission_is_normal(slot)
+    finally:
+        slot.close()
+        shutil.rmtree(slot._test_root, ignore_errors=True)
 
 
 def test_the_output_budget_keeps_only_so_many_bytes_per_notebook():
