@@ -54,9 +54,9 @@ book: setup book-cache
 	@echo "Book built: open _build/html/index.html"
 
 # pytest-xdist, one worker per core; tests/conftest.py keeps the book and browser tests on one worker (one build)
-# and the hub tests on one worker (local accounts).
+# and the hub tests on one worker (local accounts). PYTEST_ARGS: more arguments, e.g. test files or @a-list-of-ids.
 test: setup
-	$(PYTHON) -m pytest -n auto --dist loadgroup
+	$(PYTHON) -m pytest -n auto --dist loadgroup $(PYTEST_ARGS)
 
 check: setup
 	$(PYTHON) -m pytest -m unit -n auto
