@@ -48,8 +48,16 @@ book-cache:
 	  rm -rf _build/.jupyter_cache; mkdir -p _build; echo "$$key" > $(CACHE_KEY); \
 	fi
 
+# The chapters run first, in parallel (one per core), into the execution cache: jupyter-cache's own executor, with
+# the build's timeout. The build then reads each from the cache; MyST-NB alone would run them one after another.
+# A chapter that fails there is not cached, so the build runs it again and reports its error as usual.
+CHAPTERS := $(sort $(wildcard book/*.ipynb))
 book: setup book-cache
 	$(PYTHON) -m autograder pages
+	mkdir -p _build/.jupyter_cache
+	$(VENV)/bin/jcache notebook --cache-path _build/.jupyter_cache add $(CHAPTERS) >/dev/null
+	DLCOURSE_STATIC_WIDGETS=1 $(VENV)/bin/jcache project --cache-path _build/.jupyter_cache execute \
+	  --executor local-parallel --timeout 300
 	DLCOURSE_STATIC_WIDGETS=1 $(VENV)/bin/jupyter-book build . -W --keep-going
 	@echo "Book built: open _build/html/index.html"
 
