@@ -16,6 +16,10 @@ this too is an upper bound:
     .venv/bin/python bench/suite_time.py fe2b082 HEAD
     .venv/bin/python bench/suite_time.py fe2b082 HEAD --same-tests-as-first
     .venv/bin/python bench/suite_time.py fe2b082 HEAD --keep     # keep the clones and their logs (paths printed)
+
+Measured on 2 cores (2026-11-28), ``fe2b082 HEAD --same-tests-as-first``: 770 s against 528 s (0.69) at 8bfaa7f,
+then 741 s against 515 s (0.70) once `make book` ran the chapters in parallel (69b6c50); the same 298 tests,
+setup included, take 30 % less time, i.e. run 1.44 times as fast.
 """
 
 from __future__ import annotations
