@@ -466,7 +466,10 @@ class Slot:
                     await asyncio.sleep(0.02)
         finally:
             os.close(directory)
-        self._relay = KernelRelay(self._pin_dir, targets, self.limits.message_bytes)
+        try:
+            self._relay = KernelRelay(self._pin_dir, targets, self.limits.message_bytes)
+        except OSError as error:
+            raise SandboxError(f"could not relay the kernel's sockets: {error}") from None
         return {**info, "ip": str(self._pin_dir / "k")}
 
     def _unpin(self) -> None:
