@@ -271,9 +271,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="training loaders of make_loader yield at most B batches per epoch")
     parser.add_argument("--timeout", type=int, default=1200, help="seconds per cell (default 1200)")
     parser.add_argument("--json", type=Path, help="also write the results to this JSON file")
+    from autograder.heldout import STAND_IN_SIZE
+
     parser.add_argument("--heldout", type=Path, metavar="FILE",
                         help="the capstone's held-out set, an .npz of images and labels (default: a stand-in, "
-                             "2,000 images of Fashion-MNIST's test set, as the tests use)")
+                             f"{STAND_IN_SIZE:,} images of Fashion-MNIST's test set, as the tests use)")
     parser.add_argument("--jobs", type=int, default=1, metavar="N",
                         help="notebooks run at a time, each with its own kernel (default 1; the times then overlap)")
     args = parser.parse_args(argv)
